@@ -1,0 +1,20 @@
+"""The one exception type for bad input.
+
+Every check of user input (files, rows, config keys, CLI values) raises `RetuInputError` with a
+one-line message that names the file, line or field and the problem. The CLI prints it and exits
+with code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+
+class RetuInputError(ValueError):
+    """Bad user input; the message is one line naming where and what."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+def where(path: object, line: int | None = None) -> str:
+    """Format a location as `path` or `path:line` for error messages."""
+    return f"{path}:{line}" if line is not None else str(path)
