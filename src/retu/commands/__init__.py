@@ -1,4 +1,4 @@
-"""CLI verbs. Each module defines `register(app)`; imports stay inside the commands so startup is fast."""
+"""CLI verbs. Each module defines `register(app)`; heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from retu.commands import flops
+    from retu.commands import data, fit, flops, phases
 
-    flops.register(app)
+    for module in (flops, phases, fit, data):
+        module.register(app)

@@ -1,0 +1,48 @@
+"""The one prompt format shared by SFT, RL and evaluation: ChatML-style role/content messages.
+
+A problem row becomes an optional system message, a user message holding the problem followed by
+INSTRUCTION on its own line, and (for SFT) an assistant message holding the expert solution. The
+tokenizer's chat template turns the messages into text; this module never writes template tokens.
+"""
+
+from __future__ import annotations
+
+INSTRUCTION = "Put the final answer in \\boxed{}."
+
+
+def format_user(problem: str) -> str:
+    """User message text: the problem, a newline, INSTRUCTION.
+
+    Example:
+        >>> format_user("Compute 7+5.")
+        'Compute 7+5.\\nPut the final answer in \\\\boxed{}.'
+    """
+    return f"{problem}\n{INSTRUCTION}"
+
+
+def strip_instruction(content: str) -> str:
+    """Inverse of `format_user`: the problem text of a user message (unchanged if it has no INSTRUCTION)."""
+    text = content.rstrip()
+    if text.endswith(INSTRUCTION):
+        text = text[: -len(INSTRUCTION)].rstrip()
+    return text
+
+
+def build_messages(row: dict, *, system_prompt: str | None = None,
+                   with_solution: bool = False) -> list[dict[str, str]]:
+    """Chat messages for a problem row.
+
+    Args:
+        row: A problem row with `problem` (and `solution` when `with_solution`).
+        system_prompt: Optional system message text; None or "" leaves it out.
+        with_solution: Append the expert solution as the assistant turn (SFT); leave it out for
+            generation (RL rollouts, evaluation).
+
+    Returns:
+        [{"role": ..., "content": ...}, ...]: system?, user, assistant?.
+    """
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": format_user(row["problem"])})
+    if with_solution:
+        messages.append({"role": "assistant", "content": row["solution"]})
+    return messages

@@ -1,0 +1,170 @@
+"""Figures in the paper's style: ceiling fits (Fig. 5), A_post = P_sft + PL_rl (Fig. 3), sub-phases.
+
+Every function takes results (never raw logs), writes one PNG atomically and returns its path.
+matplotlib runs headless (Agg).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from retu.phases import PhaseResult  # noqa: E402
+from retu.scaling.curves import Curve  # noqa: E402
+from retu.scaling.decompose import DecompositionTable  # noqa: E402
+from retu.scaling.fit import CeilingFit  # noqa: E402
+
+PHASE_COLORS = {"Adaptive": "#dbe9f6", "Stable": "#d9f0d3", "Mild": "#fff2cc", "Severe": "#f8d7d3"}
+STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+         "grid.alpha": 0.3, "figure.dpi": 150, "savefig.bbox": "tight"}
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2):
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fig. 5: RL curves with fitted ceilings
+
+
+def draw_fit(ax, fit: CeilingFit, color, label: str, floor: float = -np.inf) -> None:
+    """Points, fitted curve and ceiling of one RL run on `ax` (outliers x, held-out hollow, collapse grey)."""
+    x, y = fit.x, fit.y
+    held = np.zeros(len(x), dtype=bool) if fit.holdout_x is None else x > fit.holdout_x
+    after = np.zeros(len(x), dtype=bool) if fit.collapse_x is None else x >= fit.collapse_x
+    used = fit.inlier_mask & ~after
+    ax.scatter(x[used & ~held], y[used & ~held], s=9, color=color, alpha=0.8)
+    ax.scatter(x[used & held], y[used & held], s=14, facecolors="none", edgecolors=color, linewidths=0.9)
+    ax.scatter(x[~fit.inlier_mask & ~after], y[~fit.inlier_mask & ~after], s=22, marker="x", color="k", linewidths=0.9)
+    ax.scatter(x[after], y[after], s=9, color="0.6", alpha=0.7)
+    low = y < floor  # far-off outliers and collapse points sit on the floor as 'v'
+    ax.scatter(x[low], np.full(low.sum(), floor + 0.4), marker="v", s=14, color="0.4")
+    grid = np.linspace(0.0, x.max() * 1.05, 200)
+    ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=f"{label}: {fit.ceiling_text()}")
+    ax.axhline(fit.ceiling, color=color, lw=0.8, ls=":" if fit.saturated else "--", alpha=0.8)
+
+
+def fit_floor(fits: list[CeilingFit]) -> float:
+    """Lower y-limit that keeps every fitted point and branch point in view (3 points of margin)."""
+    return min(min(f.y[f.fitted_mask].min(), f.p_start) for f in fits) - 3.0
+
+
+def plot_fits(pairs: list[tuple[Curve, CeilingFit]], path: str | os.PathLike) -> Path:
+    """One panel per scene; each RL curve with its fit (Fig. 5 of the paper)."""
+    scenes = sorted({c.scene for c, _ in pairs})
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(scenes), 5.0, 3.6)
+        for ax, scene in zip(axes, scenes, strict=True):
+            runs = sorted([(c, f) for c, f in pairs if c.scene == scene], key=lambda cf: cf[0].sft_step or 0)
+            colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(runs), 1)))
+            floor = fit_floor([f for _, f in runs])
+            for (curve, fit), color in zip(runs, colors, strict=True):
+                name = f"SFT step {curve.sft_step}" if curve.sft_step is not None else curve.scene
+                draw_fit(ax, fit, color, name, floor)
+            ax.set_ylim(bottom=floor)
+            ax.set_title(f"{scene}: RL from SFT checkpoints")
+            ax.set_xlabel("RL compute since branch (EFLOPs)")
+            ax.set_ylabel("accuracy (%)")
+            ax.legend(fontsize=6, loc="lower right", frameon=False)
+        fig.text(0.01, -0.04, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
+                 "v: below the axis; dashed ceiling: unsaturated (lower bound)", fontsize=7)
+        return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fig. 3: decomposition bars with sub-phase backgrounds
+
+
+def draw_decomposition(ax, table: DecompositionTable, phases: PhaseResult | None = None) -> None:
+    """Stacked P_sft + PL_rl bars per SFT checkpoint, shaded by the checkpoint's sub-phase."""
+    rows = table.rows
+    pos = np.arange(len(rows))
+    for i, row in enumerate(rows):
+        phase = phases.phase_at(row.step) if phases is not None and row.step is not None else None
+        if phase:
+            ax.axvspan(i - 0.5, i + 0.5, color=PHASE_COLORS[phase], zorder=0, lw=0)
+    p_sft = np.array([r.P_sft for r in rows])
+    pl = np.array([r.PL_rl if r.PL_rl is not None else r.A_bounds[0] - r.P_sft for r in rows])
+    ax.bar(pos, p_sft, color="#4c72b0", width=0.6, label="P_sft", zorder=2)
+    hatch = ["//" if r.flags else "" for r in rows]
+    ax.bar(pos, pl, bottom=p_sft, color="#dd8452", width=0.6, hatch=hatch, label="PL_rl", zorder=2)
+    for i, r in enumerate(rows):
+        top = r.A_post if r.A_post is not None else r.A_bounds[0]
+        text = f"{top:.1f}" if not r.flags else f"{top:.1f}*"
+        ax.text(i, top + 0.3, text, ha="center", va="bottom", fontsize=7)
+    ticks = [f"{r.step} ({r.x_sft:.0f})" if r.x_sft is not None else str(r.step) for r in rows]
+    ax.set_xticks(pos, ticks, fontsize=7, rotation=45, ha="right")
+    lo = min(p_sft.min(), 100) - 8
+    ax.set_ylim(max(lo, 0), min(max(p_sft + pl) + 4, 105))
+    ax.set_xlabel("SFT checkpoint: step (x_sft, EFLOPs)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{table.scene}: A_post = P_sft + PL_rl")
+
+
+def plot_decomposition(tables: list[DecompositionTable], path: str | os.PathLike,
+                       phases: dict[str, PhaseResult] | None = None) -> Path:
+    """One panel per scene (Fig. 3 of the paper); `phases` maps scene -> its SFT sub-phases."""
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(tables), 5.0, 3.8)
+        for ax, table in zip(axes, tables, strict=True):
+            draw_decomposition(ax, table, (phases or {}).get(table.scene))
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
+        fig.legend(handles + list(axes[0].get_legend_handles_labels()[0]),
+                   list(PHASE_COLORS) + ["P_sft", "PL_rl"], loc="upper center", ncol=6, fontsize=7,
+                   frameon=False, bbox_to_anchor=(0.5, 1.04))
+        fig.text(0.01, -0.1, "* flagged (collapsed or unsaturated): hatched bar = lower bound", fontsize=7)
+        return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation loss with sub-phases
+
+
+def draw_phases(ax, result: PhaseResult) -> None:
+    """Validation loss against step with each checkpoint's sub-phase shaded and the switch marked."""
+    steps = result.steps.astype(float)
+    edges = np.concatenate([[steps[0]], (steps[1:] + steps[:-1]) / 2.0, [steps[-1]]])
+    for i, phase in enumerate(result.phases):
+        ax.axvspan(edges[i], edges[i + 1], color=PHASE_COLORS[phase], lw=0, zorder=0)
+    ax.plot(steps, result.losses, "o-", color="k", ms=3, lw=1.0, zorder=3)
+    ax.axhline(result.L_min * (1 + result.delta_stable), color="0.4", lw=0.7, ls=":")
+    ax.axhline(result.L_min * (1 + result.delta_severe), color="0.4", lw=0.7, ls="--")
+    ax.axvline(result.recommended_step, color="#2a9d8f", lw=1.2, label=f"switch to RL: step {result.recommended_step}")
+    ax.set_xlabel("SFT step")
+    ax.set_ylabel("validation loss")
+    ax.legend(fontsize=7, frameon=False)
+
+
+def plot_phases(results: list[PhaseResult], path: str | os.PathLike) -> Path:
+    """One panel per log: validation loss with sub-phase backgrounds (Fig. 3 style)."""
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(results), 4.6, 3.0)
+        for ax, result in zip(axes, results, strict=True):
+            draw_phases(ax, result)
+            ax.set_title(Path(result.source).name if os.sep in result.source else result.source, fontsize=8)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
+        fig.legend(handles, list(PHASE_COLORS), loc="upper center", ncol=4, fontsize=7, frameon=False,
+                   bbox_to_anchor=(0.5, 1.05))
+        return _save(fig, path)

@@ -1,0 +1,112 @@
+"""The embedded arithmetic task: problem text, expert solutions, and leak-free seeded splits."""
+
+import random
+from itertools import combinations
+
+import pytest
+
+from retu.errors import RetuInputError
+from retu.rewards import extract_boxed
+from retu.tasks.arith import (
+    ArithConfig,
+    count_distinct,
+    format_problem,
+    generate_problem,
+    make_splits,
+    parse_problem,
+    solve_problem,
+)
+
+
+def test_solver_writes_one_line_per_step_then_the_box():
+    # DESIGN.md section 6: left to right with the running result on each line.
+    assert solve_problem("Compute 7+5-3+9.") == "7+5=12\n12-3=9\n9+9=18\n\\boxed{18}"
+
+
+def test_negative_running_results():
+    assert solve_problem("Compute 3-5+1.") == "3-5=-2\n-2+1=-1\n\\boxed{-1}"
+
+
+def test_multiplication_brackets_the_prefix_so_precedence_matches():
+    assert format_problem([2, 3, 4], "+*") == "Compute (2+3)*4."
+    assert solve_problem("Compute (2+3)*4.") == "2+3=5\n5*4=20\n\\boxed{20}"
+    assert format_problem([2, 3, 4], "*+") == "Compute 2*3+4."
+    rng = random.Random(0)
+    cfg = ArithConfig(ops="+-*")
+    for _ in range(200):
+        row = generate_problem(rng, rng.randint(1, 6), cfg)
+        # The text read with normal precedence equals the left-to-right answer.
+        assert eval(row["problem"][len("Compute "):-1]) == int(row["answer"])
+
+
+@pytest.mark.parametrize("text", ["Compute 2+3*4.", "Compute 7+5", "7+5.", "Compute 07+5.", "Compute 7++5."])
+def test_non_canonical_text_is_rejected(text):
+    with pytest.raises(RetuInputError, match="not an arith problem"):
+        parse_problem(text)
+
+
+def test_six_step_problem_is_seeded_and_complete():
+    row = generate_problem(random.Random(3), 6)
+    assert row == generate_problem(random.Random(3), 6)
+    lines = row["solution"].split("\n")
+    assert len(lines) == 7 and lines[-1] == f"\\boxed{{{row['answer']}}}"
+    assert row["solution"] == solve_problem(row["problem"])
+    assert parse_problem(row["problem"])[0] == [int(x) for x in row["problem"][8:-1].replace("-", "+").split("+")]
+    assert row["steps"] == 6 and row["source"] == "arith"
+
+
+def test_distinct_problem_counts():
+    assert count_distinct(1) == 200  # 10 * 2 * 10
+    assert count_distinct(2) == 4000
+    assert count_distinct(1, ArithConfig(operand_max=99, ops="+-*")) == 100 * 3 * 100
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ops": "+/"}, "arith ops"),
+    ({"ops": "++"}, "arith ops"),
+    ({"operand_min": 5, "operand_max": 2}, "arith operands"),
+])
+def test_bad_config_is_rejected(kwargs, message):
+    with pytest.raises(RetuInputError, match=message):
+        ArithConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits(0, 1000, 100, 400)
+
+
+def test_split_sizes_and_even_levels(splits):
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1000, "val": 100, "eval": 400}
+    assert [sum(r["steps"] == s for r in splits["eval"]) for s in range(1, 6)] == [80] * 5
+    assert [r["id"] for r in splits["val"][:2]] == ["arith-val-0", "arith-val-1"]
+    row = splits["train"][0]
+    assert list(row) == ["id", "problem", "answer", "solution", "source", "steps"]
+    assert all(extract_boxed(r["solution"]) == r["answer"] for rows in splits.values() for r in rows)
+
+
+def test_no_multi_step_problem_is_shared_or_repeated(splits):
+    multi = {name: [r["problem"] for r in rows if r["steps"] >= 2] for name, rows in splits.items()}
+    for name, problems in multi.items():
+        assert len(problems) == len(set(problems)), name
+    for a, b in combinations(multi, 2):
+        assert not set(multi[a]) & set(multi[b]), (a, b)
+    # 1-step problems (200 exist) are drawn in every split and may repeat.
+    assert sum(r["steps"] == 1 for r in splits["train"]) == 200
+
+
+def test_splits_are_deterministic_per_seed(splits):
+    assert make_splits(0, 1000, 100, 400) == splits
+    assert make_splits(1, 1000, 100, 400)["eval"] != splits["eval"]
+    # eval is drawn first from its own stream: a bigger training set leaves it unchanged.
+    assert make_splits(0, 3000, 100, 400)["eval"] == splits["eval"]
+
+
+def test_custom_levels_and_too_many_unique_problems():
+    out = make_splits(0, 30, 0, 12, steps_train=(1, 2), steps_eval=(6,))
+    assert {r["steps"] for r in out["eval"]} == {6} and out["val"] == []
+    tiny = ArithConfig(operand_max=1, ops="+")  # only 2**3 = 8 distinct 2-step problems
+    with pytest.raises(RetuInputError, match="10 more unique 2-step problems requested but only 8 of 8"):
+        make_splits(0, 0, 0, 10, steps_eval=(2,), cfg=tiny)
+    with pytest.raises(RetuInputError, match="arith train split"):
+        make_splits(0, 5, 0, 0, steps_train=(0, 1))
