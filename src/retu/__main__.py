@@ -1,0 +1,5 @@
+"""`python -m retu` runs the CLI."""
+
+from retu.cli import main
+
+main()

@@ -1,0 +1,273 @@
+"""Run configuration: frozen dataclass sections, YAML loading, `a.b=value` overrides, validation.
+
+Each field's `metadata["help"]` is its only documentation. Unknown keys, wrong types and broken
+cross-field invariants raise RetuInputError naming the file and the key (and listing valid keys)
+before anything trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from retu.errors import RetuInputError
+
+
+def _f(default, help: str, **kw):  # noqa: A002 - mirrors dataclasses.field's metadata usage
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """Which model to train; see each field's help."""
+
+    name_or_path: str = _f("base:1m", "tiny:<size>, base:<size>, smollm2-135m-instruct, a local HF dir or a hub id")
+    dtype: str = _f("float32", "float32 (CPU), bfloat16 or float16 (GPU)")
+    seed: int = _f(0, "seed of tiny/base model construction")
+
+    def __post_init__(self):
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise RetuInputError(f"model.dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
+
+
+@dataclass(frozen=True)
+class DataCfg:
+    """Where problems and expert trajectories come from; see each field's help."""
+
+    train: str = _f("arith", "training set: 'arith' (embedded task) or a JSONL path")
+    val: str | None = _f(None, "SFT validation set of expert trajectories (JSONL); 'arith' builds one")
+    eval: str | None = _f(None, "held-out problems for periodic evaluation (JSONL); 'arith' builds one")
+    arith_n_train: int = _f(5000, "embedded task: training problems")
+    arith_n_val: int = _f(200, "embedded task: validation problems")
+    arith_n_eval: int = _f(400, "embedded task: evaluation problems")
+    arith_max_steps: int = _f(5, "embedded task: difficulty levels 1..N operations")
+    arith_train_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the training split")
+    arith_eval_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the eval split")
+    max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
+    max_response_len: int = _f(128, "response tokens generated / trained at most")
+    seed: int = _f(0, "seed of the embedded task's splits")
+
+
+@dataclass(frozen=True)
+class OptimCfg:
+    """Optimizer and schedule; see each field's help."""
+
+    lr: float = _f(2e-3, "peak learning rate")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    beta1: float = _f(0.9, "AdamW beta1")
+    beta2: float = _f(0.95, "AdamW beta2")
+    warmup_ratio: float = _f(0.0, "share of steps with linear warm-up")
+    schedule: str = _f("constant", "constant or cosine")
+    grad_clip: float = _f(1.0, "gradient-norm clip")
+    max_steps: int = _f(1000, "optimizer steps")
+    batch_size: int = _f(32, "sequences (SFT) or prompts (RL) per optimizer step")
+    grad_accum: int = _f(1, "micro-batches per optimizer step (batch_size must divide by it)")
+
+    def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise RetuInputError(f"optim.schedule must be constant or cosine, got '{self.schedule}'")
+        if self.lr <= 0 or self.max_steps <= 0 or self.batch_size <= 0 or self.grad_accum <= 0:
+            raise RetuInputError("optim.lr, optim.max_steps, optim.batch_size and optim.grad_accum must be > 0")
+        if self.batch_size % self.grad_accum:
+            raise RetuInputError(f"optim.batch_size ({self.batch_size}) must be divisible by optim.grad_accum "
+                                 f"({self.grad_accum})")
+
+
+@dataclass(frozen=True)
+class SftCfg:
+    """SFT-only settings; see each field's help."""
+
+    val_every: int = _f(50, "steps between validation losses (and checkpoints, if save_every is 0)")
+    stop_on_saturation: bool = _f(False, "stop once the validation loss has saturated (retu.phases)")
+    patience: int = _f(3, "validation points without a delta_stable improvement that mean saturation")
+    delta_stable: float = _f(0.02, "relative band above L_min that counts as Stable")
+    delta_severe: float = _f(0.10, "relative excess beyond which overfitting is Severe")
+
+
+@dataclass(frozen=True)
+class RolloutCfg:
+    """RL generation settings; see each field's help."""
+
+    group_size: int = _f(8, "samples per prompt G (on-policy rows)")
+    gen_batch: int | None = _f(None, "DAPO: prompts per generation round (default 2 x optim.batch_size)")
+    max_gen_rounds: int = _f(10, "DAPO: generation rounds allowed to fill a batch (0 = unlimited)")
+    on_exhausted: str = _f("partial", "DAPO when rounds run out: 'error' or 'partial' (train on what was kept)")
+    temperature: float = _f(1.0, "sampling temperature")
+    top_p: float = _f(1.0, "nucleus sampling threshold")
+    updates_per_batch: int = _f(2, "optimizer steps per rollout batch (>1 lets the clip act)")
+    n_expert: int = _f(1, "LUFFY/SRFT: expert rows per prompt")
+    upt_gate: int = _f(0, "UPT: SFT on the expert iff correct rollouts <= gate (0..G)")
+
+    def __post_init__(self):
+        if self.group_size < 1:
+            raise RetuInputError(f"rollout.group_size must be >= 1, got {self.group_size}")
+        if self.on_exhausted not in ("error", "partial"):
+            raise RetuInputError(f"rollout.on_exhausted must be 'error' or 'partial', got '{self.on_exhausted}'")
+        if not 0 <= self.upt_gate <= self.group_size:
+            raise RetuInputError(f"rollout.upt_gate must be in 0..{self.group_size} (group_size), got {self.upt_gate}")
+
+
+@dataclass(frozen=True)
+class LossCfg:
+    """Which algorithm (a retu.algos preset) and overrides of its hyperparameters."""
+
+    algo: str = _f("dapo_dc", "grpo, dapo_d, dapo_dc, luffy, srft or upt")
+    kwargs: dict = _f({}, "overrides of the preset's loss hyperparameters, e.g. {eps_high: 0.3}")
+
+
+@dataclass(frozen=True)
+class EvalCfg:
+    """Periodic and final evaluation; see each field's help."""
+
+    every: int = _f(20, "steps between evaluations (0 = only at start and end)")
+    temperature: float = _f(0.0, "0 = greedy; the paper's benchmarks use 0.7")
+    samples: int = _f(1, "samples per problem (avg@k)")
+    max_new_tokens: int = _f(128, "tokens generated per answer")
+    batch_size: int = _f(64, "problems per generation batch")
+
+
+@dataclass(frozen=True)
+class LogCfg:
+    """Where and how often results are written; see each field's help."""
+
+    run_dir: str = _f("runs/default", "run directory (metrics.jsonl, checkpoints/, report/)")
+    log_every: int = _f(10, "steps between train records")
+    save_every: int = _f(0, "steps between checkpoints (0 = at every validation / evaluation)")
+    keep_checkpoints: int = _f(0, "checkpoints kept (0 = all)")
+    report_to: str = _f("none", "mirror metrics to: none, tensorboard or wandb")
+
+
+@dataclass(frozen=True)
+class RunCfg:
+    """A whole run: one section per concern, plus the global seed."""
+
+    kind: str = _f("sft", "sft or rl")
+    seed: int = _f(0, "global seed (data order, sampling, init)")
+    model: ModelCfg = field(default_factory=ModelCfg, metadata={"help": "model section"})
+    data: DataCfg = field(default_factory=DataCfg, metadata={"help": "data section"})
+    optim: OptimCfg = field(default_factory=OptimCfg, metadata={"help": "optimizer section"})
+    sft: SftCfg = field(default_factory=SftCfg, metadata={"help": "SFT section"})
+    rollout: RolloutCfg = field(default_factory=RolloutCfg, metadata={"help": "RL rollout section"})
+    loss: LossCfg = field(default_factory=LossCfg, metadata={"help": "RL loss section"})
+    eval: EvalCfg = field(default_factory=EvalCfg, metadata={"help": "evaluation section"})
+    log: LogCfg = field(default_factory=LogCfg, metadata={"help": "logging section"})
+
+    def __post_init__(self):
+        if self.kind not in ("sft", "rl"):
+            raise RetuInputError(f"kind must be 'sft' or 'rl', got '{self.kind}'")
+        if self.kind == "rl" and (self.optim.batch_size * self.rollout.group_size) % self.optim.grad_accum:
+            raise RetuInputError(f"RL rows per step (optim.batch_size x rollout.group_size = "
+                                 f"{self.optim.batch_size * self.rollout.group_size}) must be divisible by "
+                                 f"optim.grad_accum ({self.optim.grad_accum})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _coerce(value, hint, key: str, src: str):
+    """Check (and gently convert) a YAML/CLI value against a field's type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    expected = origin or hint
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise RetuInputError(f"{src}: '{key}' must be {expected.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, raw: dict, prefix: str, src: str):
+    if not isinstance(raw, dict):
+        raise RetuInputError(f"{src}: '{prefix.rstrip('.') or 'config'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise RetuInputError(f"{src}: unknown key '{prefix}{unknown[0]}'; valid keys: {', '.join(prefix + n for n in names)}")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.", src)
+        else:
+            kwargs[name] = _coerce(value, hint, prefix + name, src)
+    return cls(**kwargs)
+
+
+def _set_path(raw: dict, dotted: str, value) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise RetuInputError(f"override '{dotted}': '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
+    """`a.b=value` strings -> (key, YAML-parsed value); a malformed one names itself."""
+    out = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise RetuInputError(f"override '{item}' must look like section.key=value")
+        out.append((key.strip(), yaml.safe_load(text) if text else None))
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), **fixed) -> RunCfg:
+    """Read a YAML config (or the defaults), apply `a.b=value` overrides and `fixed` top-level keys."""
+    raw: dict = {}
+    src = "defaults"
+    if path is not None:
+        src = str(path)
+        p = Path(path)
+        if not p.exists():
+            raise RetuInputError(f"{p}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            line = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
+            raise RetuInputError(f"{p}{line}: not valid YAML ({exc.problem})") from None
+        except yaml.YAMLError:
+            raise RetuInputError(f"{p}{line}: not valid YAML") from None
+    for key, value in parse_overrides(list(overrides)):
+        _set_path(raw, key, value)
+    raw.update(fixed)
+    try:
+        return _build(RunCfg, raw, "", src)
+    except RetuInputError as exc:
+        if str(exc).startswith(src):
+            raise
+        raise RetuInputError(f"{src}: {exc}") from None
+
+
+def to_dict(cfg) -> dict:
+    """The resolved config as plain data (for run_start records and config.yaml)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: RunCfg, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
