@@ -1,0 +1,111 @@
+"""Accuracy of a model on problem sets with the math-verify reward (batched HF generation).
+
+Prompts are the chat format of `retu.data.chat` (the same one SFT and RL train on). Each problem is
+answered `samples` times; pass@1 is the mean score over samples (avg@k), per group (the arithmetic
+task's number of steps, or a benchmark's name) and size-weighted over all groups (`overall`).
+Scores are in percent. Completions are kept so any score can be re-checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from retu.data.chat import build_messages
+from retu.rewards import score_completions
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Per-group and overall pass@1 (%), group sizes, and per-problem records with completions."""
+
+    accuracy: dict[str, float]
+    sizes: dict[str, int]
+    overall: float
+    records: list[dict] = field(repr=False)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric names for metrics.jsonl: eval/<group>/pass@1 and eval/overall."""
+        out = {f"eval/{g}/pass@1": a for g, a in self.accuracy.items()}
+        out["eval/overall"] = self.overall
+        return out
+
+    def summary(self) -> str:
+        parts = [f"{g} {a:.1f}% (n={self.sizes[g]})" for g, a in self.accuracy.items()]
+        return f"overall {self.overall:.1f}%: " + ", ".join(parts)
+
+
+def group_of(row: dict) -> str:
+    """Group name of a problem row: `steps_<k>` for the arithmetic task, else its source."""
+    if "steps" in row:
+        return f"steps_{row['steps']}"
+    return str(row.get("source") or "all")
+
+
+def render_prompts(tokenizer, rows: Sequence[dict], system_prompt: str | None = None) -> list[str]:
+    """Chat-template text of each problem with the generation prompt appended."""
+    return [tokenizer.apply_chat_template(build_messages(r, system_prompt=system_prompt), tokenize=False,
+                                          add_generation_prompt=True) for r in rows]
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
+             top_p: float = 1.0, samples: int = 1, batch_size: int = 64, progress=None) -> list[list[str]]:
+    """Complete each prompt `samples` times; returns [len(prompts)][samples] decoded completions.
+
+    Greedy when temperature is 0 (then samples must be 1). Left padding, stop at the eos token.
+    """
+    if temperature == 0 and samples != 1:
+        raise ValueError("greedy decoding gives one completion per prompt; use temperature > 0 for samples > 1")
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = list(prompts[start:start + batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
+                {"do_sample": False}
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=samples,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **kwargs)
+            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out += [texts[i * samples:(i + 1) * samples] for i in range(len(chunk))]
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def evaluate(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 128, temperature: float = 0.0,
+             top_p: float = 1.0, samples: int = 1, batch_size: int = 64, system_prompt: str | None = None,
+             timeout_s: float = 5.0, progress=None) -> EvalResult:
+    """Generate answers for problem rows and score them against `answer` with math-verify.
+
+    Args:
+        rows: problem rows ({"id", "problem", "answer", ...}); grouped by `group_of`.
+        samples: completions per problem; pass@1 is their mean score (avg@k).
+        progress: optional callable(n_done) for a progress bar.
+    """
+    completions = generate(model, tokenizer, render_prompts(tokenizer, rows, system_prompt),
+                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, samples=samples,
+                           batch_size=batch_size, progress=progress)
+    flat_pred = [c for cs in completions for c in cs]
+    flat_gold = [r["answer"] for r in rows for _ in range(samples)]
+    results = score_completions(flat_pred, flat_gold, timeout_s=timeout_s)
+    records, totals, sizes = [], {}, {}
+    for i, row in enumerate(rows):
+        scores = [results[i * samples + j].score for j in range(samples)]
+        score = sum(s or 0.0 for s in scores) / samples
+        g = group_of(row)
+        totals[g] = totals.get(g, 0.0) + score
+        sizes[g] = sizes.get(g, 0) + 1
+        records.append({"id": row.get("id"), "group": g, "answer": row["answer"], "completions": completions[i],
+                        "scores": scores})
+    accuracy = {g: 100.0 * totals[g] / sizes[g] for g in sorted(totals)}
+    overall = 100.0 * sum(totals.values()) / max(sum(sizes.values()), 1)
+    return EvalResult(accuracy, sizes, overall, records)
