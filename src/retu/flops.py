@@ -122,16 +122,41 @@ def _shape_from_dict(cfg: dict, name: str) -> ModelShape:
 # Per token and per sequence
 
 
-def flops_per_token(model: object, seq_len: float) -> float:
+@dataclass(frozen=True)
+class TokenFlops:
+    """Forward FLOPs of one token at (mean) sequence length S: dense matmuls plus attention."""
+
+    model: str
+    seq_len: float
+    dense: int
+    attention: float
+
+    @property
+    def total(self) -> float:
+        return self.dense + self.attention
+
+    def __float__(self) -> float:
+        return float(self.total)
+
+    def summary(self) -> str:
+        return (f"{self.model}: F(S={self.seq_len:g}) = {self.total:.6g} FLOPs/token forward "
+                f"(dense {self.dense:.6g}, attention {self.attention:.6g}); training 3F, generation 1F")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def flops_per_token(model: object, seq_len: float) -> TokenFlops:
     """Forward FLOPs per token at (mean) sequence length `seq_len` (paper eq. F(S)).
 
-    >>> flops_per_token("Qwen2.5-7B", 4096)
+    >>> flops_per_token("Qwen2.5-7B", 4096).total
     16874733568
     """
     shape = load_shape(model)
     if seq_len < 0:
         raise RetuInputError(f"seq_len must be >= 0, got {seq_len}")
-    return shape.dense_flops_per_token + shape.attention_flops_per_token_per_position * seq_len
+    return TokenFlops(shape.name, seq_len, shape.dense_flops_per_token,
+                      shape.attention_flops_per_token_per_position * seq_len)
 
 
 def forward_flops(model: object, *, seq_len: float | None = None, n_seqs: float = 1,
@@ -150,7 +175,7 @@ def forward_flops(model: object, *, seq_len: float | None = None, n_seqs: float 
                      + shape.attention_flops_per_token_per_position * sum(s * s for s in seq_lens))
     if seq_len is None:
         raise RetuInputError("give seq_len (mean mode) or seq_lens (per-sequence mode)")
-    return float(n_seqs * seq_len * flops_per_token(shape, seq_len))
+    return float(n_seqs * seq_len * flops_per_token(shape, seq_len).total)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -223,7 +248,7 @@ def step_flops(model: object, paradigm: str, *, batch: int, seq_len: float, **kw
         raise RetuInputError(f"option {', '.join(unknown)} does not apply to {paradigm}; "
                              f"valid: {', '.join(valid) or 'none'}")
     shape = load_shape(model)
-    cost = PARADIGMS[paradigm](lambda s: s * flops_per_token(shape, s), batch=batch, seq_len=seq_len, **kwargs)
+    cost = PARADIGMS[paradigm](lambda s: s * flops_per_token(shape, s).total, batch=batch, seq_len=seq_len, **kwargs)
     return StepCost(paradigm, cost.generation, cost.training)
 
 
@@ -277,5 +302,5 @@ def estimate_flops(model: object, paradigm: str, *, batch: int, seq_len: float, 
         raise RetuInputError(f"steps must be >= 0, got {steps}")
     shape = load_shape(model)
     cost = step_flops(shape, paradigm, batch=batch, seq_len=seq_len, **kwargs)
-    return FlopsEstimate(shape.name, paradigm, batch, seq_len, steps, flops_per_token(shape, seq_len),
+    return FlopsEstimate(shape.name, paradigm, batch, seq_len, steps, flops_per_token(shape, seq_len).total,
                          cost.generation, cost.training, dict(kwargs))

@@ -17,7 +17,8 @@ def test_vector_f_flops_exact(model):
     shape = load_shape(model)
     assert shape.dense_flops_per_token == v["fwd_flops_per_token_dense"]
     assert shape.attention_flops_per_token_per_position * v["S"] == v["fwd_flops_per_token_attention"]
-    assert flops_per_token(model, v["S"]) == v["fwd_flops_per_token_total"]
+    tok = flops_per_token(model, v["S"])
+    assert tok.total == v["fwd_flops_per_token_total"] and tok.to_dict()["dense"] == v["fwd_flops_per_token_dense"]
     assert step_flops(model, "sft", batch=512, seq_len=v["S"]).total == v["sft_step_flops_B512_S4096"]
 
 
@@ -45,7 +46,7 @@ def test_sft889k_segment_is_34_92_eflops():
 
 def test_rl_paradigms_relative_to_sft_hand_checked():
     # With one F per sequence, sft = 3BF; grpo = (1 + 3) B G F; dapo = (K Bgen + 3 B) G F.
-    per_seq = 100 * flops_per_token("Qwen2.5-7B", 100)
+    per_seq = 100 * flops_per_token("Qwen2.5-7B", 100).total
     assert step_flops("Qwen2.5-7B", "sft", batch=2, seq_len=100).total == pytest.approx(6 * per_seq)
     assert step_flops("Qwen2.5-7B", "grpo", batch=2, seq_len=100, group_size=4).total == pytest.approx(32 * per_seq)
     dapo = step_flops("Qwen2.5-7B", "dapo", batch=64, seq_len=100, group_size=8, gen_batch=128, gen_rounds=2)
@@ -61,10 +62,10 @@ def test_config_json_and_transformers_config(tmp_path):
     cfg = {"num_hidden_layers": 28, "hidden_size": 3584, "intermediate_size": 18944, "vocab_size": 152064,
            "num_attention_heads": 28, "num_key_value_heads": 4}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert flops_per_token(str(tmp_path), 4096) == VEC["f_flops"]["Qwen2.5-7B"]["fwd_flops_per_token_total"]
+    assert flops_per_token(str(tmp_path), 4096).total == VEC["f_flops"]["Qwen2.5-7B"]["fwd_flops_per_token_total"]
     from transformers import Qwen2Config
 
-    assert flops_per_token(Qwen2Config(**cfg), 4096) == VEC["f_flops"]["Qwen2.5-7B"]["fwd_flops_per_token_total"]
+    assert flops_per_token(Qwen2Config(**cfg), 4096).total == VEC["f_flops"]["Qwen2.5-7B"]["fwd_flops_per_token_total"]
 
 
 def test_bad_inputs_name_the_problem(tmp_path):
