@@ -7,6 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from retu.commands import data, fit, flops, phases
+    from retu.commands import list as list_cmd
 
-    for module in (flops, phases, fit, data):
+    for module in (flops, phases, fit, data, list_cmd):
         module.register(app)
