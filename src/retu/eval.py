@@ -38,7 +38,9 @@ class EvalResult:
 
 
 def group_of(row: dict) -> str:
-    """Group name of a problem row: `steps_<k>` for the arithmetic task, else its source."""
+    """Group name of a problem row: its `group` if set, `steps_<k>` for the arithmetic task, else its source."""
+    if "group" in row:
+        return str(row["group"])
     if "steps" in row:
         return f"steps_{row['steps']}"
     return str(row.get("source") or "all")
@@ -97,10 +99,15 @@ def evaluate(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 12
     flat_pred = [c for cs in completions for c in cs]
     flat_gold = [r["answer"] for r in rows for _ in range(samples)]
     results = score_completions(flat_pred, flat_gold, timeout_s=timeout_s)
+    return _aggregate(rows, completions, [r.score for r in results], samples)
+
+
+def _aggregate(rows, completions, flat_scores, samples: int) -> EvalResult:
+    """Per-problem mean score over samples, then per-group and size-weighted overall pass@1 (%)."""
     records, totals, sizes = [], {}, {}
     for i, row in enumerate(rows):
-        scores = [results[i * samples + j].score for j in range(samples)]
-        score = sum(s or 0.0 for s in scores) / samples
+        scores = flat_scores[i * samples:(i + 1) * samples]
+        score = sum(s or 0.0 for s in scores) / samples  # gold answers are validated before evaluation
         g = group_of(row)
         totals[g] = totals.get(g, 0.0) + score
         sizes[g] = sizes.get(g, 0) + 1
@@ -108,4 +115,28 @@ def evaluate(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 12
                         "scores": scores})
     accuracy = {g: 100.0 * totals[g] / sizes[g] for g in sorted(totals)}
     overall = 100.0 * sum(totals.values()) / max(sum(sizes.values()), 1)
+    return EvalResult(accuracy, sizes, overall, records)
+
+
+def rescore(records: Sequence[dict], *, timeout_s: float = 5.0) -> EvalResult:
+    """Score saved completions again (records as written by `retu eval`: group, answer, completions)."""
+    samples = {len(r["completions"]) for r in records}
+    if len(samples) != 1:
+        raise ValueError("every record must hold the same number of completions")
+    (k,) = samples
+    results = score_completions([c for r in records for c in r["completions"]],
+                                [r["answer"] for r in records for _ in range(k)], timeout_s=timeout_s)
+    rows = [{"id": r.get("id"), "group": r["group"], "answer": r["answer"]} for r in records]
+    return _aggregate(rows, [r["completions"] for r in records], [x.score for x in results], k)
+
+
+def merge_results(results: Sequence[EvalResult]) -> EvalResult:
+    """Combine evaluations of disjoint groups; overall is weighted by each group's size."""
+    accuracy, sizes, records = {}, {}, []
+    for r in results:
+        accuracy.update(r.accuracy)
+        sizes.update(r.sizes)
+        records += r.records
+    total = sum(sizes.values())
+    overall = sum(accuracy[g] * sizes[g] for g in accuracy) / total if total else float("nan")
     return EvalResult(accuracy, sizes, overall, records)

@@ -1,0 +1,104 @@
+"""`retu eval`: pass@1 / avg@k of a model or checkpoint on math benchmarks, with saved completions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import typer
+
+SHARED_BENCHMARKS = Path("../shared/data/benchmarks")
+
+
+def _load_sets(names: list[str], data_dir: Path, limit: int | None, samples: int | None, seed: int) -> dict:
+    """name -> (rows tagged with their group, samples per problem); gold answers checked up front."""
+    from retu.data.io import validate_answers
+    from retu.errors import RetuInputError
+    from retu.tasks.arith import make_splits
+    from retu.tasks.benchmarks import BENCHMARKS, load_benchmark
+
+    sets = {}
+    for name in names:
+        if name == "arith":
+            rows, k = make_splits(seed, 0, 0, 400)["eval"], 1
+        elif name in BENCHMARKS:
+            rows = [{**r, "group": name} for r in load_benchmark(name, data_dir=data_dir)]
+            k = int(BENCHMARKS[name].metric.split("@")[1])  # pass@1 -> 1, avg@16 -> 16
+        else:
+            raise RetuInputError(f"unknown benchmark '{name}'; known: arith, {', '.join(BENCHMARKS)}")
+        rows = rows[:limit] if limit else rows
+        validate_answers(rows, data_dir / name)
+        sets[name] = (rows, samples or k)
+    return sets
+
+
+def _write_outputs(out: Path, model: str, result, settings: dict) -> None:
+    from retu.data.io import write_jsonl
+    from retu.metrics import JsonlLogger
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "completions.jsonl", result.records)
+    step = re.search(r"step-(\d+)$", model.rstrip("/"))
+    log = JsonlLogger(out / "metrics.jsonl", run_id=f"eval-{Path(model).name}")
+    log.log("eval", step=int(step.group(1)) if step else 0, metrics=result.metrics(), model=model, settings=settings,
+            sizes=result.sizes)
+
+
+def evaluate_cmd(
+    model: str = typer.Argument(None, help="Model: tiny:/base:<size>, smollm2-135m-instruct, a checkpoint dir or hub id."),
+    benchmarks: str = typer.Option("gsm8k", "--benchmarks", help="Comma list: arith, gsm8k, math500, aime24, ..."),
+    data_dir: Path = typer.Option(SHARED_BENCHMARKS, "--data-dir", help="Directory holding the benchmark JSONL files."),
+    limit: int = typer.Option(None, "--limit", help="Use the first N problems of each benchmark (a fixed subset)."),
+    samples: int = typer.Option(None, "--samples", help="Samples per problem (default: 1, or k of a benchmark's avg@k)."),
+    temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature (the paper: 0.7; 0 = greedy)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling threshold (the paper: 1.0)."),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="Tokens generated per answer."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (and the arith task's split seed)."),
+    out: Path = typer.Option(None, "--out", help="Write metrics.jsonl and completions.jsonl here."),
+    rescore: Path = typer.Option(None, "--rescore", help="Score a saved completions.jsonl again instead of generating."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a model on math benchmarks with the math-verify reward."""
+    from retu.errors import RetuInputError
+
+    if rescore is not None:
+        from retu.data.io import iter_jsonl
+        from retu.eval import rescore as rescore_records
+
+        result = rescore_records([rec for _, rec in iter_jsonl(rescore)])
+    else:
+        if model is None:
+            raise RetuInputError("give a MODEL to evaluate (or --rescore FILE)")
+        result = _generate_and_score(model, [b.strip() for b in benchmarks.split(",") if b.strip()], data_dir, limit,
+                                     samples, temperature, top_p, max_new_tokens, batch_size, seed)
+        if out is not None:
+            _write_outputs(out, model, result, {"temperature": temperature, "top_p": top_p, "seed": seed,
+                                                "max_new_tokens": max_new_tokens, "limit": limit})
+    typer.echo(json.dumps(result.metrics()) if as_json else result.summary())
+
+
+def _generate_and_score(model_name, names, data_dir, limit, samples, temperature, top_p, max_new_tokens,
+                        batch_size, seed):
+    import torch
+    from rich.progress import Progress
+
+    from retu.engine.models import load_model
+    from retu.eval import evaluate, merge_results
+
+    sets = _load_sets(names, data_dir, limit, samples, seed)
+    model, tokenizer = load_model(model_name)
+    torch.manual_seed(seed)
+    results = []
+    with Progress(transient=True) as bar:
+        for name, (rows, k) in sets.items():
+            task = bar.add_task(f"eval {name}", total=len(rows))
+            results.append(evaluate(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
+                                    top_p=top_p, samples=k, batch_size=batch_size,
+                                    progress=lambda n, task=task: bar.advance(task, n)))
+    return merge_results(results)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate_cmd)
