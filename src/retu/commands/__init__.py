@@ -6,8 +6,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from retu.commands import data, evaluate, fit, flops, phases
+    from retu.commands import data, evaluate, fit, flops, phases, report
     from retu.commands import list as list_cmd
 
-    for module in (flops, phases, fit, data, list_cmd, evaluate):
+    for module in (flops, phases, fit, data, list_cmd, evaluate, report):
         module.register(app)

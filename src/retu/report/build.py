@@ -1,0 +1,161 @@
+"""`retu report`: report.md, figures and tables from run directories (metrics.jsonl only).
+
+A run directory is any directory holding a metrics.jsonl; its `run_start` record says what it is
+(`config.kind` sft or rl, and `curve` {kind, scene, sft_step, sft_eflops}). SFT runs give the
+validation-loss curve (metric `loss/val`) of their scene (dataset); RL runs give (compute, accuracy)
+curves branched from an SFT checkpoint. Nothing is parsed from stdout or markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from retu.errors import RetuInputError
+from retu.metrics import read_records, read_series
+from retu.phases import PhaseResult, detect_phases
+from retu.scaling import correlate, decompose, fit_ceiling
+from retu.scaling.curves import read_curve_run
+from retu.scaling.decompose import Correlation, DecompositionTable
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything report.md shows; `to_dict()` is the JSON written beside it."""
+
+    phases: dict[str, PhaseResult]
+    tables: list[DecompositionTable]
+    fits: list
+    correlation: Correlation | None
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"phases": {s: p.to_dict() for s, p in self.phases.items()},
+                "tables": [t.to_dict() for t in self.tables],
+                "fits": [{**f.to_dict(), "scene": c.scene, "sft_step": c.sft_step} for c, f in self.fits],
+                "correlation": None if self.correlation is None else self.correlation.to_dict(),
+                "notes": list(self.notes)}
+
+
+def find_runs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """SFT and RL metrics.jsonl files under the given directories (recursive)."""
+    sft, rl = [], []
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise RetuInputError(f"{root}: directory not found")
+        for path in sorted(root.rglob("metrics.jsonl")) if root.is_dir() else [root]:
+            start = next((r for r in read_records(path) if r.get("kind") == "run_start"), None)
+            kind = ((start or {}).get("curve") or {}).get("kind") or ((start or {}).get("config") or {}).get("kind")
+            (sft if kind == "sft" else rl if kind == "rl" else []).append(path)
+    if not sft and not rl:
+        raise RetuInputError(f"{paths[0]}: no retu runs (metrics.jsonl with a run_start record) found")
+    return sft, rl
+
+
+def _scene_of(path: Path) -> str:
+    start = next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
+    return str((start.get("curve") or {}).get("scene") or start.get("run_id") or path.parent.name)
+
+
+def build_report(paths: list[str | Path]) -> Report:
+    """Fit every RL run, label every SFT run's sub-phases, decompose, correlate (>= 3 datasets)."""
+    sft_logs, rl_logs = find_runs(paths)
+    phases = {}
+    for log in sft_logs:
+        s = read_series(log, "loss/val")
+        phases[_scene_of(log)] = detect_phases(s.step, s.value, source=str(log))
+    notes, fits = [], []
+    for log in rl_logs:
+        curve = read_curve_run(log)
+        if len(curve.x) < 4:
+            notes.append(f"{log}: {len(curve.x)} evaluations after the branch point; too few to fit")
+            continue
+        fits.append((curve, fit_ceiling(curve.x, curve.y, p_start=curve.p_start, source=str(log))))
+    tables = decompose(fits)
+    best = {t.scene: t.best for t in tables if t.best is not None}
+    both = [s for s in best if s in phases]
+    corr = correlate([phases[s].L_min for s in both], [best[s].A_post for s in both]) if len(both) >= 3 else None
+    return Report(phases, tables, fits, corr, tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _table_csv(tables: list[DecompositionTable]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["scene", "step", "x_sft", "P_sft", "PL_rl", "A_post", "A_lower", "A_upper", "C_mid", "B", "flags"])
+    for t in tables:
+        for r in t.rows:
+            w.writerow([t.scene, r.step, r.x_sft, round(r.P_sft, 4), None if r.PL_rl is None else round(r.PL_rl, 4),
+                        None if r.A_post is None else round(r.A_post, 4), round(r.A_bounds[0], 4),
+                        round(r.A_bounds[1], 4), round(r.C_mid, 4), round(r.B, 4), ";".join(r.flags)])
+    return buf.getvalue()
+
+
+def render_markdown(report: Report, figures: dict[str, str], extra: str = "") -> str:
+    """report.md text: phases and switch point, decomposition tables, correlation, figures."""
+    lines = ["# retu report", ""]
+    if extra:
+        lines += [extra, ""]
+    for scene, p in report.phases.items():
+        mild = f"; Mild overfitting window: steps {p.mild_window[0]}-{p.mild_window[1]}" if p.mild_window else ""
+        lines += [f"## SFT sub-phases: {scene}", "",
+                  f"Minimum validation loss {p.L_min:.4f} at step {p.step_min}. Recommended switch to RL: step "
+                  f"{p.recommended_step} (first Stable checkpoint){mild}.", "",
+                  "| step | val loss | phase |", "| ---: | ---: | --- |"]
+        lines += [f"| {int(s)} | {v:.4f} | {ph} |" for s, v, ph in zip(p.steps, p.losses, p.phases, strict=True)]
+        lines.append("")
+    for t in report.tables:
+        lines += [f"## A_post = P_sft + PL_rl: {t.scene}", "", "| SFT step | x_sft (EFLOPs) | P_sft | PL_rl | A_post | "
+                  "C_mid | B | flags |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for r in t.rows:
+            a = f"{r.A_post:.1f}" if r.A_post is not None else f">= {r.A_bounds[0]:.1f}"
+            pl = "-" if r.PL_rl is None else f"{r.PL_rl:.1f}"
+            x = "-" if r.x_sft is None else f"{r.x_sft:.4g}"
+            lines.append(f"| {r.step} | {x} | {r.P_sft:.1f} | {pl} | {a} | {r.C_mid:.3g} | {r.B:.2f} | "
+                         f"{', '.join(r.flags)} |")
+        if t.best is not None:
+            lines += ["", f"Highest trusted ceiling: A_post = {t.best.A_post:.1f} from SFT step {t.best.step}."]
+        lines.append("")
+    if report.correlation is not None:
+        lines += ["## Minimum validation loss as a predictor", "", report.correlation.summary(), ""]
+    for title, name in figures.items():
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    return "\n".join(lines)
+
+
+def write_report(report: Report, out_dir: str | Path, extra: str = "") -> Path:
+    """Write report.md, report.json, decomposition.csv and the figures into out_dir; returns report.md."""
+    from retu.report.plots import plot_decomposition, plot_fits, plot_phases
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if report.phases:
+        plot_phases(list(report.phases.values()), out / "phases.png")
+        figures["Validation loss and sub-phases"] = "phases.png"
+    if report.fits:
+        plot_fits(report.fits, out / "fits.png")
+        figures["RL curves and fitted ceilings"] = "fits.png"
+    if report.tables:
+        plot_decomposition(report.tables, out / "decomposition.png", report.phases)
+        figures["Plasticity-Ceiling decomposition"] = "decomposition.png"
+    _atomic_write(out / "decomposition.csv", _table_csv(report.tables))
+    _atomic_write(out / "report.json", json.dumps(report.to_dict(), indent=1))
+    return _atomic_write(out / "report.md", render_markdown(report, figures, extra))
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

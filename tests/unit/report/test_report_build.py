@@ -1,0 +1,64 @@
+"""`retu report` on synthetic run directories written through JsonlLogger (the only log writer)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from retu.metrics import JsonlLogger
+from retu.scaling.forms import sigmoid_power
+
+SFT_STEPS = [0, 100, 200, 300, 400, 500]
+VAL = [1.2, 0.80, 0.70, 0.705, 0.75, 0.80]  # min 0.70 at 200; 300 Stable; 400 Mild (7%); 500 Mild (14%? Severe)
+
+
+def _write_runs(root, scenes=("arith",)):
+    for k, scene in enumerate(scenes):
+        sft = JsonlLogger(root / scene / "sft" / "metrics.jsonl", run_id=f"{scene}-sft")
+        sft.log("run_start", step=0, config={"kind": "sft"}, curve={"kind": "sft", "scene": scene})
+        for step, v in zip(SFT_STEPS, VAL, strict=True):
+            sft.log("eval", step=step, flops=step * 1e15, metrics={"loss/val": v + 0.05 * k})
+        for j, (step, p0) in enumerate([(100, 40.0), (200, 50.0), (300, 52.0)]):
+            rl = JsonlLogger(root / scene / f"rl-{step}" / "metrics.jsonl", run_id=f"{scene}-rl-{step}")
+            rl.log("run_start", step=0, config={"kind": "rl"},
+                   curve={"kind": "rl", "scene": scene, "sft_step": step, "sft_eflops": step * 1e-3})
+            x = np.linspace(0.0, 3.0, 31)
+            y = sigmoid_power(x, p0, 70.0 + 2 * j - 5 * k, 0.5, 1.5) + np.random.default_rng(j).normal(0, 0.2, 31)
+            for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+                rl.log("eval", step=10 * i, flops=5e17 + xi * 1e18, metrics={"eval/overall": float(yi)})
+
+
+def test_report_files_and_numbers(tmp_path):
+    _write_runs(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "retu", "report", tmp_path, "--out", tmp_path / "out"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Recommended switch to RL: step 200" in md
+    assert "| 400 | 0.7500 | Mild |" in md
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    (table,) = data["tables"]
+    assert [row["step"] for row in table["rows"]] == [100, 200, 300]
+    assert table["rows"][0]["A_post"] == pytest.approx(70.0, abs=1.0)
+    assert table["rows"][0]["P_sft"] == pytest.approx(40.0, abs=1.0)
+    assert table["best_step"] == 300
+    csv_lines = (tmp_path / "out" / "decomposition.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("scene,step,x_sft,P_sft,PL_rl,A_post") and len(csv_lines) == 4
+    for name in ("phases.png", "fits.png", "decomposition.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_correlation_with_three_datasets(tmp_path):
+    _write_runs(tmp_path, scenes=("small", "mid", "large"))
+    from retu.report.build import build_report
+
+    rep = build_report([tmp_path])
+    # Each scene's minimum loss is 0.05 higher and its best ceiling 5 points lower: a perfect inverse.
+    assert rep.correlation is not None and rep.correlation.spearman_rho == pytest.approx(-1.0)
+
+
+def test_report_no_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "retu", "report", tmp_path], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no retu runs" in r.stderr
