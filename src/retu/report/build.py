@@ -76,11 +76,19 @@ def build_report(paths: list[str | Path]) -> Report:
             notes.append(f"{log}: {len(curve.x)} evaluations after the branch point; too few to fit")
             continue
         fits.append((curve, fit_ceiling(curve.x, curve.y, p_start=curve.p_start, source=str(log))))
-    tables = decompose(fits)
+    tables = _with_base_rows(decompose(fits))
     best = {t.scene: t.best for t in tables if t.best is not None}
     both = [s for s in best if s in phases]
     corr = correlate([phases[s].L_min for s in both], [best[s].A_post for s in both]) if len(both) >= 3 else None
     return Report(phases, tables, fits, corr, tuple(notes))
+
+
+def _with_base_rows(tables: list[DecompositionTable]) -> list[DecompositionTable]:
+    """RL from the base model (scene "base", SFT step 0) is row 0 of every dataset's table."""
+    base = next((t for t in tables if t.scene == "base"), None)
+    if base is None or len(tables) == 1:
+        return tables
+    return [DecompositionTable(t.scene, base.rows + t.rows) for t in tables if t.scene != "base"]
 
 
 # ---------------------------------------------------------------------------------------------------
