@@ -1,0 +1,50 @@
+"""`retu sft`: supervised fine-tuning with validation loss, FLOPs, sub-phases and resumable checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import typer
+
+
+def sft(
+    config: Path = typer.Argument(..., help="Run config (YAML), e.g. configs/tiny/sft.yaml."),
+    overrides: list[str] = typer.Argument(None, help="Config overrides, section.key=value (e.g. optim.lr=1e-3)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default: the config's log.run_dir)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train with SFT; rerunning the same command resumes from the last checkpoint."""
+    from retu.config import load_config
+
+    cfg = load_config(config, overrides or [])  # before the heavy imports: a bad key fails fast
+    if run_dir is not None:
+        cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, run_dir=str(run_dir)))
+
+    import datasets
+    import transformers
+
+    from retu.engine.callbacks import TrainingDiverged
+    from retu.engine.sft import run_sft, sft_summary
+
+    # Tokenizing and checkpoint writing take a second each; one bar (training) is enough.
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        ctx = run_sft(cfg, progress=progress)
+    except TrainingDiverged as exc:
+        typer.echo(f"retu: error: {exc}", err=True)
+        sys.exit(1)
+    end = ctx.logger.records()[-1]
+    summary = sft_summary(ctx)
+    typer.echo(f"{ctx.run_dir}: {end['step']} steps, {end['tokens']:.4g} tokens, {end['flops']:.4g} FLOPs; "
+               f"final val loss {summary['final_val_loss']:.4f}, minimum {summary['val_loss_min']:.4f} at step "
+               f"{summary['step_min']}")
+    typer.echo(f"switch to RL at step {summary['recommended_step']} (first Stable checkpoint)"
+               + ("" if summary["saturation_confirmed"] else "; saturation not confirmed (minimum at the last "
+                  "validation)"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sft")(sft)

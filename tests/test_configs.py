@@ -1,0 +1,45 @@
+"""Every YAML under configs/ (recursively) loads, names the command that runs it, and builds.
+
+Run configs load with `retu.config.load_config` and build their trainer's configuration;
+configs/accelerate/ holds `accelerate launch --config_file` files, which load with accelerate's parser.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from retu.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+ACCELERATE = ROOT / "configs" / "accelerate"
+
+
+def _build_sft(cfg, tmp_path):
+    from retu.engine.sft import sft_args
+
+    args = sft_args(cfg, tmp_path)
+    assert args.max_steps == cfg.optim.max_steps and args.learning_rate == cfg.optim.lr
+    assert args.assistant_only_loss and args.max_length == cfg.data.max_prompt_len + cfg.data.max_response_len
+
+
+# kind -> how a run config of that kind becomes its trainer's configuration (others may add theirs).
+BUILDERS = {"sft": _build_sft}
+
+
+def test_configs_exist():
+    assert any(p.parent.name == "tiny" for p in CONFIGS) and any(p.parent.name == "paper" for p in CONFIGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_config_loads_and_builds(path, tmp_path):
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert any(str(path.relative_to(ROOT)) in line for line in header), "the header lacks the command that runs it"
+    if path.parent == ACCELERATE:
+        from accelerate.commands.config.config_args import ClusterConfig
+
+        assert ClusterConfig.from_yaml_file(str(path)).num_processes >= 1
+        return
+    cfg = load_config(path)
+    if cfg.kind in BUILDERS:
+        BUILDERS[cfg.kind](cfg, tmp_path)

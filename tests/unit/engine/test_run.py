@@ -1,0 +1,125 @@
+"""Run directories: fresh start, resume with rewind, config mismatch, run_start / run_end records."""
+
+import dataclasses
+import json
+
+import pytest
+
+from retu.config import load_config
+from retu.engine.checkpoints import finalize_checkpoint, staging_dir
+from retu.engine.run import end_run, git_info, seed_everything, start_run
+from retu.errors import RetuInputError
+from retu.metrics import read_records
+
+
+def _cfg(run_dir, *overrides):
+    return load_config(overrides=[f"log.run_dir={run_dir}", *overrides])
+
+
+def _save(run_dir, step, **state):
+    src = staging_dir(run_dir) / f"checkpoint-{step}"
+    src.mkdir(parents=True)
+    finalize_checkpoint(src, run_dir, step, state)
+
+
+def test_fresh_start_writes_config_and_run_start(tmp_path):
+    run_dir = tmp_path / "r"
+    ctx = start_run(_cfg(run_dir), curve={"branch": "base"})
+    assert (ctx.run_dir, ctx.resume_from, ctx.resume_step, ctx.resume_state) == (run_dir, None, 0, {})
+    assert load_config(run_dir / "config.yaml") == ctx.cfg
+    (rec,) = read_records(run_dir / "metrics.jsonl")
+    assert rec["kind"] == "run_start" and rec["run_id"] == "r" and rec["resume_step"] == 0
+    assert rec["config"]["optim"]["lr"] == ctx.cfg.optim.lr and rec["curve"] == {"branch": "base"}
+    assert set(rec["versions"]) >= {"torch", "transformers", "trl", "retu"} and rec["versions"]["retu"]
+    assert rec["hardware"]["device"] == "cpu" and rec["hardware"]["threads"] >= 1
+    assert rec["git"] is None or len(rec["git"]["sha"]) == 40
+
+
+def test_resume_rewinds_to_the_latest_complete_checkpoint(tmp_path):
+    run_dir = tmp_path / "r"
+    ctx = start_run(_cfg(run_dir))
+    for step in (10, 20, 30):
+        ctx.logger.log("train", step=step, tokens=step * 100, flops=step * 1e9, metrics={"loss/sft": 1.0})
+    _save(run_dir, 20, tokens=2000, flops=2e10)
+    (staging_dir(run_dir) / "checkpoint-30").mkdir()  # a save killed half-way
+    end_run(ctx, "interrupted", step=30)
+    ctx2 = start_run(_cfg(run_dir))
+    assert ctx2.resume_step == 20 and ctx2.resume_from.name == "step-20"
+    assert ctx2.resume_state == {"tokens": 2000, "flops": 2e10, "step": 20}
+    assert not staging_dir(run_dir).exists()
+    recs = read_records(run_dir / "metrics.jsonl")
+    assert [(r["kind"], r["step"]) for r in recs] == [("run_start", 0), ("train", 10), ("train", 20),
+                                                      ("run_start", 20)]
+    assert recs[-1]["tokens"] == 2000 and recs[-1]["resume_from"].endswith("step-20")
+
+
+def test_restart_without_checkpoint_starts_over(tmp_path):
+    run_dir = tmp_path / "r"
+    ctx = start_run(_cfg(run_dir))
+    ctx.logger.log("eval", step=0, metrics={"loss/val": 2.0})
+    ctx.logger.log("train", step=5, metrics={"loss/sft": 1.0})
+    start_run(_cfg(run_dir))
+    assert [(r["kind"], r["step"]) for r in read_records(run_dir / "metrics.jsonl")] == [("run_start", 0)]
+
+
+def test_config_mismatch_is_refused_and_nothing_overwritten(tmp_path):
+    run_dir = tmp_path / "r"
+    start_run(_cfg(run_dir))
+    before = (run_dir / "config.yaml").read_text(), (run_dir / "metrics.jsonl").read_text()
+    with pytest.raises(RetuInputError, match=r"different config \(optim\.lr: 0\.002 -> 0\.001\)") as err:
+        start_run(_cfg(run_dir, "optim.lr=1e-3"))
+    assert "\n" not in str(err.value)
+    assert ((run_dir / "config.yaml").read_text(), (run_dir / "metrics.jsonl").read_text()) == before
+
+
+def test_metrics_without_config_and_unknown_report_to(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    with pytest.raises(RetuInputError, match="no config.yaml; not a retu run directory"):
+        start_run(_cfg(tmp_path))
+    with pytest.raises(RetuInputError, match="log.report_to must be one of none, tensorboard, wandb"):
+        start_run(_cfg(tmp_path / "x", "log.report_to=mlflow"))
+
+
+def test_tensorboard_mirror_writes_events(tmp_path):
+    ctx = start_run(_cfg(tmp_path / "r", "log.report_to=tensorboard"))
+    ctx.logger.log("eval", step=3, metrics={"loss/val": 1.5})
+    assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents*"))
+
+
+def test_end_run_records_status(tmp_path):
+    ctx = start_run(_cfg(tmp_path / "r"))
+    end_run(ctx, "ok", step=7, tokens=10, flops=1e3, final_val_loss=0.5)
+    rec = read_records(tmp_path / "r" / "metrics.jsonl")[-1]
+    assert (rec["kind"], rec["status"], rec["step"], rec["final_val_loss"]) == ("run_end", "ok", 7, 0.5)
+    with pytest.raises(ValueError, match="status"):
+        end_run(ctx, "done")
+
+
+def test_git_info_outside_a_repo_is_none(tmp_path):
+    assert git_info(tmp_path) is None
+
+
+def test_seed_everything_repeats_draws():
+    import random
+
+    import torch
+
+    seed_everything(3)
+    a = (random.random(), torch.rand(2).tolist())
+    seed_everything(3)
+    assert (random.random(), torch.rand(2).tolist()) == a
+
+
+def test_config_is_frozen_dataclass_equal_after_round_trip(tmp_path):
+    cfg = _cfg(tmp_path / "r", "data.arith_train_steps=[2, 3]")
+    start_run(cfg)
+    assert start_run(dataclasses.replace(cfg)).cfg == cfg  # identical config resumes
+    assert json.loads(json.dumps(read_records(tmp_path / "r" / "metrics.jsonl")[0]["config"]))["data"][
+        "arith_train_steps"] == [2, 3]
+
+
+def test_secondary_processes_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    ctx = start_run(_cfg(tmp_path / "r"))
+    end_run(ctx, "ok")
+    assert ctx.resume_from is None and not list((tmp_path / "r").iterdir())  # the logger made the empty dir
