@@ -1,0 +1,50 @@
+"""`retu rl`: RL (GRPO, DAPO_d, DAPO_dc, LUFFY, SRFT, UPT) from any checkpoint; resumes automatically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def rl(
+    config: Path = typer.Argument(..., help="YAML config (e.g. configs/tiny/rl_dapo_dc.yaml)."),
+    overrides: list[str] = typer.Argument(None, help="Config overrides section.key=value, e.g. optim.lr=1e-5."),
+    algo: str = typer.Option(None, "--algo", help="Algorithm preset: grpo, dapo_d, dapo_dc, luffy, srft or upt "
+                                                  "(default: the config's loss.algo)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default: the config's log.run_dir); "
+                                                         "an existing run of the same config resumes."),
+) -> None:
+    """Train with RL; write metrics.jsonl, eval records against cumulative FLOPs, and checkpoints."""
+    from retu.config import load_config
+
+    extra = list(overrides or [])
+    if algo is not None:
+        extra.append(f"loss.algo={algo}")
+    if run_dir is not None:
+        extra.append(f"log.run_dir={run_dir}")
+    cfg = load_config(config, extra, kind="rl")  # config errors come before the heavy imports
+
+    import datasets
+    import transformers
+
+    from retu.engine.callbacks import TrainingDiverged
+    from retu.engine.rl import run_rl
+    from retu.engine.rollout import RolloutExhaustedError
+
+    # Checkpoint writing shows a bar of its own; the training bar is enough.
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        result = run_rl(cfg)
+    except (RolloutExhaustedError, TrainingDiverged) as exc:  # a stop the run recorded: one line, exit 1
+        typer.echo(f"retu: error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    overall = result.eval_metrics.get("eval/overall")
+    score = "" if overall is None else f", eval/overall {overall:.1f}%"
+    typer.echo(f"{result.run_dir}: step {result.step}{score}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `retu rl` to the root CLI."""
+    app.command("rl")(rl)

@@ -1,0 +1,313 @@
+"""RL recipe: GRPO, DAPO_d, DAPO_dc (and LUFFY, SRFT, UPT) from any checkpoint, compute-accounted.
+
+One rollout step draws `optim.batch_size` prompts, samples G = `rollout.group_size` completions each,
+rewards them with binary math-verify (hard timeout; a timeout scores 0 and is counted), computes
+group advantages and updates the policy `rollout.updates_per_batch` times on that batch (TRL's
+`num_iterations`, the GRPO paper's mu; with one update the ratio is 1 and no clip can act). What
+differs per algorithm is data in `retu.algos.registry.ALGORITHMS`: the advantage, the per-token term
+and aggregation (or a hybrid method), and the sampling switches read by `RetuGRPOTrainer`: DAPO's
+dynamic sampling (keep groups with 1..G-1 correct, more rounds of `rollout.gen_batch` prompts until
+the batch is full, at most `rollout.max_gen_rounds`, then an error or a logged partial batch per
+`rollout.on_exhausted`), LUFFY/SRFT's expert rows and UPT's gate.
+
+Records (metrics.jsonl, through `start_run`'s logger): a train record every `log.log_every` steps and
+at every checkpoint, with cumulative `tokens` (prompt + completion of every trained row, per
+optimizer pass) and `flops` (paper App. C, per-sequence lengths: 1 forward per generated sequence of
+every generation round, kept or not, plus 3 forwards per trained sequence and optimizer pass);
+an eval record (pass@1 per group and overall on the held-out set) at step 0 before any update (the
+branch point P_start of the ceiling fit), every `eval.every` steps and at the end.
+
+Deviations from the reference (verl) implementation:
+1. Several optimizer steps per rollout batch are TRL's `num_iterations` passes over the whole batch
+   (verl splits the batch into PPO mini-batches); both make the clip act.
+2. DAPO's extra generation rounds draw prompts with a seeded pure function of (seed, step, round),
+   without replacement inside a round, instead of advancing a dataloader.
+3. Prompts longer than `data.max_prompt_len` tokens are dropped before training (verl's
+   `filter_overlong_prompts`), not truncated.
+4. FLOPs leave out the extra forward that recomputes log pi_old when a batch serves several updates
+   (as the paper does; spec section 10, item 4).
+5. One process only; groups and dynamic sampling are not sharded across ranks yet.
+
+Launch:
+    retu rl configs/tiny/rl_dapo_dc.yaml model.name_or_path=runs/sft/checkpoints/step-1000
+    retu rl configs/tiny/rl_grpo.yaml --algo grpo log.run_dir=runs/rl-grpo
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import GRPOConfig
+
+from retu.algos.registry import build_algorithm
+from retu.config import RunCfg
+from retu.data.chat import build_messages
+from retu.engine.callbacks import RichProgress, TrainingDiverged
+from retu.engine.checkpoints import (
+    CheckpointCallback,
+    latest_checkpoint,
+    read_state,
+    save_checkpoint,
+    staging_dir,
+    step_of,
+)
+from retu.engine.datasets import load_problem_sets
+from retu.engine.models import load_model
+from retu.engine.rl_trainer import RetuGRPOTrainer
+from retu.engine.rollout import ComputeLedger, resolve_settings
+from retu.engine.run import RunContext, end_run, seed_everything, start_run
+from retu.errors import RetuInputError
+from retu.eval import evaluate
+from retu.flops import EFLOP, load_shape
+from retu.metrics import JsonlLogger
+from retu.rewards import check_gold
+
+RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf")  # train-record groups the trainer fills
+SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class RLResult:
+    """What `run_rl` returns: where the run lives, its last step and its last evaluation."""
+
+    run_dir: Path
+    step: int
+    eval_metrics: dict[str, float]
+
+
+def run_rl(cfg: RunCfg) -> RLResult:
+    """Train with RL as `cfg` says, resuming from the run directory's latest complete checkpoint.
+
+    Args:
+        cfg: The resolved config (`kind` "rl"; `loss.algo` names a preset of `retu.algos.registry`).
+
+    Returns:
+        RLResult.
+
+    Raises:
+        RetuInputError: Bad input, found before the run directory is touched: a config key or value,
+            a row without problem/answer, an answer math-verify cannot parse, a model path that is
+            not a model, a batch TRL cannot split into groups.
+    """
+    # 1. Check every input before anything is written.
+    algorithm = build_algorithm(cfg.loss.algo, **cfg.loss.kwargs)
+    if {**algorithm.preset.kwargs, **cfg.loss.kwargs}.get("beta_kl", 0.0):
+        raise RetuInputError("loss.kwargs.beta_kl: a KL penalty needs reference log-probs, which retu rl does not "
+                             "compute yet; set it to 0 (as every RETU run)")
+    settings = resolve_settings(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
+    needs_expert = settings.n_expert > 0 or settings.upt_gate is not None
+    sets = load_problem_sets(cfg.data, require_solution=needs_expert)
+    if not sets.eval:
+        raise RetuInputError("RL needs a held-out evaluation set: set data.eval (a JSONL path or 'arith')")
+    check_answers(sets.train, cfg.data.train)
+    check_answers(sets.eval, cfg.data.eval or cfg.data.train)
+    model, tokenizer = load_model(cfg.model.name_or_path, dtype=DTYPES[cfg.model.dtype], seed=cfg.model.seed)
+    train_rows, n_overlong = drop_overlong(sets.train, tokenizer, cfg.data.max_prompt_len)
+    args = build_grpo_config(cfg)
+
+    # 2. Start (or resume) the run directory; the step-0 evaluation is the branch point P_start.
+    ctx = start_run(cfg, curve=describe_branch(cfg.model.name_or_path))
+    if n_overlong:
+        ctx.logger.log("event", step=ctx.resume_step, event="prompts_dropped_overlong", count=n_overlong)
+    if ctx.resume_state.get("done"):
+        return _finish(ctx, None, ctx.resume_step, {})
+    seed_everything(cfg.seed)
+    ledger = ComputeLedger(tokens=ctx.resume_state.get("tokens", 0.0), flops=ctx.resume_state.get("flops", 0.0))
+    recorder = RLRecorder(cfg, ctx, ledger, sets.eval, tokenizer)
+    state_fn = checkpoint_state_fn(ledger, cfg.optim.max_steps)
+    trainer = RetuGRPOTrainer(
+        algorithm=algorithm, settings=settings, shape=load_shape(model.config), ledger=ledger,
+        model=model, args=args, train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
+        callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
+                   RichProgress("rl")])
+    trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
+
+    # 3. Train; a final checkpoint marks the run done.
+    step = train_to_end(trainer, ctx, ledger, state_fn)
+    return _finish(ctx, ledger, step, recorder.last_eval)
+
+
+def train_to_end(trainer: RetuGRPOTrainer, ctx: RunContext, ledger: ComputeLedger, state_fn) -> int:
+    """Run (or resume) the Trainer, save the last step, and write run_end on failure; return the step."""
+    try:
+        trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+        last = latest_checkpoint(ctx.run_dir)
+        if last is None or step_of(last) != trainer.state.global_step:
+            save_checkpoint(trainer, ctx.run_dir, trainer.state.global_step, state_fn(trainer.state, None))
+    except KeyboardInterrupt:
+        end_run(ctx, "interrupted", step=trainer.state.global_step, **ledger.to_dict())
+        raise
+    except BaseException as exc:
+        end_run(ctx, "failed", step=trainer.state.global_step, error=str(exc)[:500], **ledger.to_dict())
+        raise
+    return trainer.state.global_step
+
+
+def checkpoint_state_fn(ledger: ComputeLedger, max_steps: int):
+    """The CheckpointCallback's state_fn: cumulative tokens and FLOPs, and whether training is done."""
+
+    def state_fn(state, control) -> dict:
+        return {**ledger.to_dict(), "done": state.global_step >= max_steps}
+
+    return state_fn
+
+
+def _finish(ctx: RunContext, ledger: ComputeLedger | None, step: int, eval_metrics: dict) -> RLResult:
+    totals = ledger.to_dict() if ledger is not None else {k: ctx.resume_state.get(k) for k in ("tokens", "flops")}
+    end_run(ctx, "ok", step=step, **totals)
+    return RLResult(ctx.run_dir, step, eval_metrics)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def check_answers(rows: list[dict], source: str) -> None:
+    """Raise for the first row whose answer math-verify cannot parse (it could never be rewarded).
+
+    Each distinct answer is checked once (the embedded task has ~100 distinct answers in 5000 rows).
+
+    Raises:
+        RetuInputError: `<source> row <i> (id ...): field 'answer' ... cannot be parsed by math-verify`.
+    """
+    verdict: dict[str, bool] = {}
+    for i, row in enumerate(rows):
+        answer = row["answer"]
+        if answer not in verdict:
+            verdict[answer] = check_gold(answer)
+        if not verdict[answer]:
+            raise RetuInputError(f"{source} row {i + 1} (id {row.get('id')}): field 'answer' {answer!r:.60} "
+                                 "cannot be parsed by math-verify")
+
+
+def drop_overlong(rows: list[dict], tokenizer: PreTrainedTokenizerBase, max_len: int) -> tuple[list[dict], int]:
+    """Rows whose chat prompt fits `max_len` tokens, and how many were dropped.
+
+    Raises:
+        RetuInputError: Every prompt is too long.
+    """
+    kept = [r for r in rows if len(tokenizer.apply_chat_template(build_messages(r), tokenize=True,
+                                                                   add_generation_prompt=True)) <= max_len]
+    if not kept:
+        raise RetuInputError(f"every training prompt is longer than data.max_prompt_len ({max_len} tokens)")
+    return kept, len(rows) - len(kept)
+
+
+def prompt_dataset(rows: list[dict]) -> Dataset:
+    """TRL's train dataset: conversational `prompt`, plus `answer` and `solution` for the rollout step."""
+    return Dataset.from_dict({"prompt": [build_messages(r) for r in rows], "answer": [r["answer"] for r in rows],
+                              "solution": [r.get("solution") or "" for r in rows]})
+
+
+def build_grpo_config(cfg: RunCfg) -> GRPOConfig:
+    """TRL's config for `cfg`; TRL's own validation errors come back as one-line RetuInputErrors."""
+    rows = cfg.optim.batch_size * cfg.rollout.group_size
+    gpu = torch.cuda.is_available()  # mixed precision on GPU only (as retu sft); the CPU runs float32
+    save_steps = cfg.log.save_every or cfg.eval.every
+    try:
+        args = GRPOConfig(
+            output_dir=str(staging_dir(cfg.log.run_dir)), per_device_train_batch_size=rows // cfg.optim.grad_accum,
+            gradient_accumulation_steps=cfg.optim.grad_accum, num_generations=cfg.rollout.group_size,
+            num_iterations=cfg.rollout.updates_per_batch, max_completion_length=cfg.data.max_response_len,
+            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, beta=0.0,
+            learning_rate=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, adam_beta1=cfg.optim.beta1,
+            adam_beta2=cfg.optim.beta2, warmup_steps=cfg.optim.warmup_ratio,
+            lr_scheduler_type=SCHEDULES[cfg.optim.schedule], max_grad_norm=cfg.optim.grad_clip,
+            max_steps=cfg.optim.max_steps, seed=cfg.seed, logging_steps=cfg.log.log_every,
+            save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, report_to="none",
+            bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
+            gradient_checkpointing=False,
+            disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True)
+    except ValueError as exc:
+        raise RetuInputError(f"TRL rejected the RL settings: {exc}") from None
+    if args.world_size > 1:  # groups and DAPO's accumulator are not sharded across ranks yet
+        raise RetuInputError(f"retu rl runs in one process; launched with {args.world_size}")
+    return args
+
+
+def describe_branch(name_or_path: str) -> dict:
+    """`curve` meta of run_start: which SFT checkpoint (step, EFLOPs spent) this RL run branches from.
+
+    A retu checkpoint `runs/<sft run>/checkpoints/step-N` gives scene `<sft run>`, sft_step N and
+    the SFT FLOPs stored with it; anything else (a base model) is scene "base" at step 0.
+    """
+    path = Path(name_or_path)
+    if path.parent.name == "checkpoints" and path.name.startswith("step-") and path.is_dir():
+        flops = read_state(path).get("flops")
+        return {"kind": "rl", "scene": path.parent.parent.name, "sft_step": step_of(path),
+                "sft_eflops": None if flops is None else flops / EFLOP}
+    return {"kind": "rl", "scene": "base", "sft_step": 0, "sft_eflops": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-step hooks: records, evaluation, timing
+
+
+class RLRecorder(TrainerCallback):
+    """Writes train and eval records (with cumulative tokens and FLOPs) and runs the evaluations.
+
+    The Trainer logs, then saves, each step; this callback evaluates in `on_step_end` and forces a
+    train record at every checkpoint step, so every record of step N exists before `step-N` does.
+    """
+
+    def __init__(self, cfg: RunCfg, ctx: RunContext, ledger: ComputeLedger, eval_rows: list[dict],
+                 tokenizer: PreTrainedTokenizerBase):
+        self.cfg, self.logger, self.ledger = cfg, ctx.logger, ledger
+        self.eval_rows, self.tokenizer = eval_rows, tokenizer
+        self.resume_step = ctx.resume_step
+        self.last_train_step = ctx.resume_step  # records up to here survived the rewind
+        self.last_eval: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._step_times: list[float] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.resume_step == 0:
+            self._evaluate(model, 0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self._step_times.append(time.perf_counter() - self._t0)
+        step, every = state.global_step, self.cfg.eval.every
+        last = step >= state.max_steps
+        if last or (every and step % every == 0):
+            self._evaluate(model, step)
+        if last or (args.save_strategy == "steps" and step % args.save_steps == 0):
+            control.should_log = True  # the checkpoint's step must have its train record
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        step = state.global_step
+        if step <= self.last_train_step:  # the Trainer's end-of-training summary repeats the last step
+            return
+        metrics = {k: v for k, v in logs.items() if "/" in k and k.split("/")[0] in RECORD_GROUPS}
+        metrics["optim/lr"] = logs.get("learning_rate")
+        metrics["optim/grad_norm"] = logs.get("grad_norm")
+        metrics["perf/step_s"] = sum(self._step_times) / max(len(self._step_times), 1)
+        self._step_times.clear()
+        write_record(self.logger, "train", step, self.ledger, metrics)
+        self.last_train_step = step
+        grad_norm = metrics["optim/grad_norm"]
+        if grad_norm is not None and not abs(grad_norm) < float("inf"):
+            raise TrainingDiverged(f"non-finite gradient norm at step {step}; the last checkpoint is still usable")
+
+    def _evaluate(self, model, step: int) -> None:
+        start = time.perf_counter()
+        e = self.cfg.eval
+        result = evaluate(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
+                          temperature=e.temperature, samples=e.samples, batch_size=e.batch_size)
+        self.last_eval = result.metrics()
+        write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,
+                                                               "perf/eval_s": time.perf_counter() - start})
+
+
+def write_record(logger: JsonlLogger, kind: str, step: int, ledger: ComputeLedger, metrics: dict) -> None:
+    """One metrics.jsonl record with the run's cumulative tokens and FLOPs."""
+    logger.log(kind, step=step, tokens=ledger.tokens, flops=ledger.flops, metrics=metrics)
