@@ -35,8 +35,8 @@ DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.train=arith", "da
                "optim.lr=2.0e-3", "optim.batch_size=32", "optim.max_steps=400", "sft.val_every=50",
                "eval.every=100", "eval.max_new_tokens=48", "eval.batch_size=200"]
 DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.train=arith", "data.arith_train_steps=[2, 3, 4, 5]",
-              "optim.lr=2.0e-4", "optim.batch_size=8", "optim.max_steps=30", "rollout.group_size=8",
-              "rollout.temperature=1.0", "rollout.updates_per_batch=2", "data.max_response_len=48",
+              "optim.lr=2.0e-4", "optim.batch_size=8", "optim.max_steps=40", "rollout.group_size=8",
+              "rollout.temperature=1.0", "rollout.updates_per_batch=1", "data.max_response_len=48",
               "eval.every=5", "eval.max_new_tokens=48", "eval.batch_size=200", "log.save_every=10"]
 
 

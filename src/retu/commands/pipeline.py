@@ -14,7 +14,7 @@ def pipeline(
     """Run the sequential SFT-then-RL pipeline and write <run_dir>/report/report.md."""
     from retu.pipeline import load_pipeline_config, run_pipeline
 
-    if config is not None and "=" in config.name and not config.exists():
+    if config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None
     path = run_pipeline(load_pipeline_config(config, overrides or []), echo=typer.echo)
     typer.echo(f"report: {path}")

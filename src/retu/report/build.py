@@ -114,9 +114,10 @@ def render_markdown(report: Report, figures: dict[str, str], extra: str = "") ->
         lines += [extra, ""]
     for scene, p in report.phases.items():
         mild = f"; Mild overfitting window: steps {p.mild_window[0]}-{p.mild_window[1]}" if p.mild_window else ""
+        unconfirmed = "" if p.saturation_confirmed else " The minimum is the last checkpoint: saturation is not confirmed."
         lines += [f"## SFT sub-phases: {scene}", "",
                   f"Minimum validation loss {p.L_min:.4f} at step {p.step_min}. Recommended switch to RL: step "
-                  f"{p.recommended_step} (first Stable checkpoint){mild}.", "",
+                  f"{p.recommended_step} (first Stable checkpoint){mild}.{unconfirmed}", "",
                   "| step | val loss | phase |", "| ---: | ---: | --- |"]
         lines += [f"| {int(s)} | {v:.4f} | {ph} |" for s, v, ph in zip(p.steps, p.losses, p.phases, strict=True)]
         lines.append("")
