@@ -88,4 +88,14 @@ def sft_dataset(rows: list[dict], tokenizer: PreTrainedTokenizerBase) -> Dataset
     missing = [r.get("id") for r in rows if not r.get("solution")]
     if missing:
         raise RetuInputError(f"row {missing[0]}: missing field 'solution' (SFT needs expert trajectories)")
-    return Dataset.from_dict({"messages": [build_messages(r, with_solution=True) for r in rows]})
+    messages = [build_messages(r, with_solution=True) for r in rows]
+    if has_generation_markers(tokenizer):
+        return Dataset.from_dict({"messages": messages})
+    # A template without generation markers (e.g. SmolLM2's): prompt / completion rows, and TRL's
+    # completion-only loss covers the same span (the solution and its end-of-turn token).
+    return Dataset.from_dict({"prompt": [m[:-1] for m in messages], "completion": [m[-1:] for m in messages]})
+
+
+def has_generation_markers(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True when the chat template marks the assistant turn for TRL's assistant-only loss."""
+    return "{% generation %}" in str(tokenizer.chat_template or "")

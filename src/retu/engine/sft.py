@@ -39,7 +39,7 @@ from trl import SFTConfig, SFTTrainer
 from retu.config import RunCfg
 from retu.engine.callbacks import ComputeCounter, Evaluator, RichProgress, SftRecorder
 from retu.engine.checkpoints import CheckpointCallback, staging_dir
-from retu.engine.datasets import ProblemSets, load_problem_sets, sft_dataset
+from retu.engine.datasets import ProblemSets, has_generation_markers, load_problem_sets, sft_dataset
 from retu.engine.models import load_model
 from retu.engine.run import RunContext, check_run_dir, end_run, is_main_process, seed_everything, start_run
 from retu.errors import RetuInputError
@@ -72,7 +72,7 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
     return sets
 
 
-def sft_args(cfg: RunCfg, run_dir) -> SFTConfig:
+def sft_args(cfg: RunCfg, run_dir, *, assistant_only: bool = True) -> SFTConfig:
     """The SFTTrainer configuration of a run (checkpoints staged under the run directory)."""
     o, gpu = cfg.optim, torch.cuda.is_available()
     micro_batch = o.batch_size // (o.grad_accum * int(os.environ.get("WORLD_SIZE", "1")))
@@ -84,7 +84,7 @@ def sft_args(cfg: RunCfg, run_dir) -> SFTConfig:
         bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
         activation_checkpointing=gpu, dataloader_pin_memory=gpu,
         # Loss on the assistant turn only (the response and its end-of-turn token).
-        assistant_only_loss=True, max_length=cfg.data.max_prompt_len + cfg.data.max_response_len,
+        assistant_only_loss=assistant_only, max_length=cfg.data.max_prompt_len + cfg.data.max_response_len,
         packing=False, padding_free=False,
         # SftRecorder decides what else is logged and saved; these are the regular cadences.
         logging_steps=cfg.log.log_every, logging_nan_inf_filter=False, save_strategy="steps",
@@ -96,7 +96,8 @@ def sft_args(cfg: RunCfg, run_dir) -> SFTConfig:
 
 def _val_batches(trainer: SFTTrainer) -> list[dict]:
     """The validation set as TRL prepared it (tokenized, labels masked, truncated), collated once."""
-    rows = trainer.eval_dataset.select_columns(["input_ids", "labels"])
+    keep = [c for c in ("input_ids", "labels", "completion_mask", "assistant_masks") if c in trainer.eval_dataset.column_names]
+    rows = trainer.eval_dataset.select_columns(keep)
     size = trainer.args.per_device_train_batch_size
     return [trainer.data_collator([rows[j] for j in range(i, min(i + size, len(rows)))])
             for i in range(0, len(rows), size)]
@@ -105,7 +106,8 @@ def _val_batches(trainer: SFTTrainer) -> list[dict]:
 def build_trainer(cfg: RunCfg, ctx: RunContext, model, tokenizer, sets: ProblemSets,
                   *, progress: bool) -> tuple[SFTTrainer, ComputeCounter]:
     """SFTTrainer with retu's callbacks attached (counter hook, recorder, checkpoints, progress bar)."""
-    trainer = SFTTrainer(model=model, args=sft_args(cfg, ctx.run_dir), processing_class=tokenizer,
+    args = sft_args(cfg, ctx.run_dir, assistant_only=has_generation_markers(tokenizer))
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=sft_dataset(sets.train, tokenizer),
                          eval_dataset=sft_dataset(sets.val, tokenizer))
     for default in (PrinterCallback, ProgressCallback):  # retu prints its own records and bar
