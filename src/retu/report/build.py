@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retu.errors import RetuInputError
@@ -81,6 +81,15 @@ def build_report(paths: list[str | Path]) -> Report:
     both = [s for s in best if s in phases]
     corr = correlate([phases[s].L_min for s in both], [best[s].A_post for s in both]) if len(both) >= 3 else None
     return Report(phases, tables, fits, corr, tuple(notes))
+
+
+def _base_in_every_scene(fits: list) -> list:
+    """For the figure: the base-model RL curve is drawn in every dataset's panel, as in its table."""
+    scenes = sorted({c.scene for c, _ in fits} - {"base"})
+    if not scenes:
+        return fits
+    out = [(c, f) for c, f in fits if c.scene != "base"]
+    return out + [(replace(c, scene=s), f) for c, f in fits if c.scene == "base" for s in scenes]
 
 
 def _with_base_rows(tables: list[DecompositionTable]) -> list[DecompositionTable]:
@@ -153,7 +162,7 @@ def write_report(report: Report, out_dir: str | Path, extra: str = "") -> Path:
         plot_phases(list(report.phases.values()), out / "phases.png")
         figures["Validation loss and sub-phases"] = "phases.png"
     if report.fits:
-        plot_fits(report.fits, out / "fits.png")
+        plot_fits(_base_in_every_scene(report.fits), out / "fits.png")
         figures["RL curves and fitted ceilings"] = "fits.png"
     if report.tables:
         plot_decomposition(report.tables, out / "decomposition.png", report.phases)

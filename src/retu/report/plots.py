@@ -87,7 +87,7 @@ def plot_fits(pairs: list[tuple[Curve, CeilingFit]], path: str | os.PathLike) ->
             ax.set_title(f"{scene}: RL from SFT checkpoints")
             ax.set_xlabel("RL compute since branch (EFLOPs)")
             ax.set_ylabel("accuracy (%)")
-            ax.legend(fontsize=6, loc="lower right", frameon=False)
+            ax.legend(fontsize=6, loc="best", frameon=True, framealpha=0.8)
         fig.text(0.01, -0.04, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
                  "v: below the axis; dashed ceiling: unsaturated (lower bound)", fontsize=7)
         return _save(fig, path)
