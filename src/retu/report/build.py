@@ -75,7 +75,10 @@ def build_report(paths: list[str | Path]) -> Report:
         if len(curve.x) < 4:
             notes.append(f"{log}: {len(curve.x)} evaluations after the branch point; too few to fit")
             continue
-        fits.append((curve, fit_ceiling(curve.x, curve.y, p_start=curve.p_start, source=str(log))))
+        try:
+            fits.append((curve, fit_ceiling(curve.x, curve.y, p_start=curve.p_start, source=str(log))))
+        except RetuInputError as exc:  # one unfittable branch (e.g. collapsed at once) must not sink the report
+            notes.append(f"not fitted: {exc}")
     tables = _with_base_rows(decompose(fits))
     best = {t.scene: t.best for t in tables if t.best is not None}
     both = [s for s in best if s in phases]
