@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from retu.data.chat import build_messages
+from retu.errors import RetuInputError
 from retu.rewards import score_completions
 
 
@@ -60,7 +61,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, t
     Greedy when temperature is 0 (then samples must be 1). Left padding, stop at the eos token.
     """
     if temperature == 0 and samples != 1:
-        raise ValueError("greedy decoding gives one completion per prompt; use temperature > 0 for samples > 1")
+        raise RetuInputError("greedy decoding (temperature 0) gives one completion per prompt; use temperature > 0 for samples > 1")
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
@@ -122,7 +123,7 @@ def rescore(records: Sequence[dict], *, timeout_s: float = 5.0) -> EvalResult:
     """Score saved completions again (records as written by `retu eval`: group, answer, completions)."""
     samples = {len(r["completions"]) for r in records}
     if len(samples) != 1:
-        raise ValueError("every record must hold the same number of completions")
+        raise RetuInputError("completions file: every record must hold the same number of completions")
     (k,) = samples
     results = score_completions([c for r in records for c in r["completions"]],
                                 [r["answer"] for r in records for _ in range(k)], timeout_s=timeout_s)
