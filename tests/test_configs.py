@@ -1,6 +1,7 @@
 """Every YAML under configs/ (recursively) loads, names the command that runs it, and builds.
 
-Run configs load with `retu.config.load_config` and build their trainer's configuration;
+Run configs load with `retu.config.load_config` and build their trainer's configuration; compare
+configs load with `retu.compare.load_compare_config` and build every run config they name;
 configs/accelerate/ holds `accelerate launch --config_file` files, which load with accelerate's parser.
 """
 
@@ -39,6 +40,14 @@ def test_config_loads_and_builds(path, tmp_path):
         from accelerate.commands.config.config_args import ClusterConfig
 
         assert ClusterConfig.from_yaml_file(str(path)).num_processes >= 1
+        return
+    if path.stem == "compare":  # an orchestration config: every run config it names must build
+        from retu.compare import load_compare_config, rl_run_config, sft_run_config
+
+        ccfg = load_compare_config(path)
+        assert sft_run_config(ccfg).kind == "sft"
+        assert [rl_run_config(ccfg, m, "base:1m").loss.algo for m in ccfg.methods if m != "sft"] == \
+            [m if m != "sft_then_rl" else ccfg.then_rl_algo for m in ccfg.methods if m != "sft"]
         return
     cfg = load_config(path)
     if cfg.kind in BUILDERS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -21,6 +22,10 @@ def main() -> None:
     """Console entry point: bad input prints one line naming the problem and exits with code 2."""
     from retu.commands import register
 
+    # Library notices a user cannot act on, repeated every RL step: TRL reads a property transformers
+    # deprecated, and the Trainer asks for pinned memory on a CPU-only machine.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator")
     register(app)
     try:
         app()

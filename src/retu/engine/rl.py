@@ -8,7 +8,11 @@ differs per algorithm is data in `retu.algos.registry.ALGORITHMS`: the advantage
 and aggregation (or a hybrid method), and the sampling switches read by `RetuGRPOTrainer`: DAPO's
 dynamic sampling (keep groups with 1..G-1 correct, more rounds of `rollout.gen_batch` prompts until
 the batch is full, at most `rollout.max_gen_rounds`, then an error or a logged partial batch per
-`rollout.on_exhausted`), LUFFY/SRFT's expert rows and UPT's gate.
+`rollout.on_exhausted`), LUFFY/SRFT's expert rows and UPT's gate. The methods with expert rows
+train on `retu.data.expert.build_expert_set` of the training rows: trajectories over the response
+limit are dropped and counted, those the verifier rejects are kept with a counted warning (an
+`expert_data` event records both). `optim.skip_grad_norm` skips an update whose pre-clip gradient
+norm is non-finite or above it (UPT's Qwen script: 80), counted in `optim/skipped`.
 
 Records (metrics.jsonl, through `start_run`'s logger): a train record every `log.log_every` steps and
 at every checkpoint, with cumulative `tokens` (prompt + completion of every trained row, per
@@ -35,6 +39,7 @@ Launch:
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +53,7 @@ from trl import GRPOConfig
 from retu.algos.registry import build_algorithm
 from retu.config import RunCfg
 from retu.data.chat import build_messages
+from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
 from retu.engine.checkpoints import (
     CheckpointCallback,
@@ -58,17 +64,17 @@ from retu.engine.checkpoints import (
     step_of,
 )
 from retu.engine.datasets import load_problem_sets
-from retu.engine.models import load_model
+from retu.engine.models import load_model, lora_config
 from retu.engine.rl_trainer import RetuGRPOTrainer
-from retu.engine.rollout import ComputeLedger, resolve_settings
+from retu.engine.rollout import ComputeLedger, resolve_engine, resolve_settings
 from retu.engine.run import RunContext, end_run, seed_everything, start_run
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, warn
 from retu.eval import evaluate
 from retu.flops import EFLOP, load_shape
 from retu.metrics import JsonlLogger
 from retu.rewards import check_gold
 
-RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf")  # train-record groups the trainer fills
+RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf", "optim")  # train-record groups the trainer fills
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -110,12 +116,22 @@ def run_rl(cfg: RunCfg) -> RLResult:
     check_answers(sets.eval, cfg.data.eval or cfg.data.train)
     model, tokenizer = load_model(cfg.model.name_or_path, dtype=DTYPES[cfg.model.dtype], seed=cfg.model.seed)
     train_rows, n_overlong = drop_overlong(sets.train, tokenizer, cfg.data.max_prompt_len)
-    args = build_grpo_config(cfg)
+    expert = None
+    if needs_expert:
+        train_rows, expert = build_expert_set(train_rows, tokenizer, cfg.data.max_response_len,
+                                              keep_overlong=cfg.data.keep_overlong_expert, source=cfg.data.train)
+        if expert.rejected or expert.overlong:
+            warn(f"expert data {cfg.data.train}: {expert.summary()}")
+    args = build_grpo_config(cfg, resolve_engine(cfg.rollout.engine, cuda=torch.cuda.is_available(),
+                                                 vllm=importlib.util.find_spec("vllm") is not None,
+                                                 n_expert=settings.n_expert))
 
     # 2. Start (or resume) the run directory; the step-0 evaluation is the branch point P_start.
     ctx = start_run(cfg, curve=describe_branch(cfg.model.name_or_path))
     if n_overlong:
         ctx.logger.log("event", step=ctx.resume_step, event="prompts_dropped_overlong", count=n_overlong)
+    if expert is not None:
+        ctx.logger.log("event", step=ctx.resume_step, event="expert_data", **expert.to_dict())
     if ctx.resume_state.get("done"):
         return _finish(ctx, None, ctx.resume_step, {})
     seed_everything(cfg.seed)
@@ -124,7 +140,8 @@ def run_rl(cfg: RunCfg) -> RLResult:
     state_fn = checkpoint_state_fn(ledger, cfg.optim.max_steps)
     trainer = RetuGRPOTrainer(
         algorithm=algorithm, settings=settings, shape=load_shape(model.config), ledger=ledger,
-        model=model, args=args, train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
+        skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
+        train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
                    RichProgress("rl")])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
@@ -201,13 +218,21 @@ def drop_overlong(rows: list[dict], tokenizer: PreTrainedTokenizerBase, max_len:
 
 
 def prompt_dataset(rows: list[dict]) -> Dataset:
-    """TRL's train dataset: conversational `prompt`, plus `answer` and `solution` for the rollout step."""
+    """TRL's train dataset: conversational `prompt`, plus `answer`, `solution` and `expert_reward`
+    (the verifier's score of the expert text, `retu.data.expert`; 0 where no expert is used)."""
     return Dataset.from_dict({"prompt": [build_messages(r) for r in rows], "answer": [r["answer"] for r in rows],
-                              "solution": [r.get("solution") or "" for r in rows]})
+                              "solution": [r.get("solution") or "" for r in rows],
+                              "expert_reward": [float(r.get("expert_reward", 0.0)) for r in rows]})
 
 
-def build_grpo_config(cfg: RunCfg) -> GRPOConfig:
-    """TRL's config for `cfg`; TRL's own validation errors come back as one-line RetuInputErrors."""
+def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
+    """TRL's config for `cfg` generating with `engine` (`rollout.resolve_engine`); TRL's own validation
+    errors come back as one-line RetuInputErrors."""
+    r = cfg.rollout
+    vllm = {} if engine == "hf" else {
+        "use_vllm": True, "vllm_mode": "server" if engine == "vllm_server" else "colocate",
+        "vllm_gpu_memory_utilization": r.vllm_gpu_memory,
+        **({"vllm_server_base_url": r.vllm_server_url} if r.vllm_server_url else {})}
     rows = cfg.optim.batch_size * cfg.rollout.group_size
     gpu = torch.cuda.is_available()  # mixed precision on GPU only (as retu sft); the CPU runs float32
     save_steps = cfg.log.save_every or cfg.eval.every
@@ -223,8 +248,8 @@ def build_grpo_config(cfg: RunCfg) -> GRPOConfig:
             max_steps=cfg.optim.max_steps, seed=cfg.seed, logging_steps=cfg.log.log_every,
             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, report_to="none",
             bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
-            gradient_checkpointing=False,
-            disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True)
+            activation_checkpointing=False,
+            disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True, **vllm)
     except ValueError as exc:
         raise RetuInputError(f"TRL rejected the RL settings: {exc}") from None
     if args.world_size > 1:  # groups and DAPO's accumulator are not sharded across ranks yet
@@ -295,7 +320,8 @@ class RLRecorder(TrainerCallback):
         write_record(self.logger, "train", step, self.ledger, metrics)
         self.last_train_step = step
         grad_norm = metrics["optim/grad_norm"]
-        if grad_norm is not None and not abs(grad_norm) < float("inf"):
+        skipping = self.cfg.optim.skip_grad_norm > 0  # then a non-finite norm skipped its update
+        if grad_norm is not None and not abs(grad_norm) < float("inf") and not skipping:
             raise TrainingDiverged(f"non-finite gradient norm at step {step}; the last checkpoint is still usable")
 
     def _evaluate(self, model, step: int) -> None:

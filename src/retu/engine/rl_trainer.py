@@ -27,6 +27,7 @@ longer than the prompt limit are filtered before training by the recipe (verl's
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
@@ -69,15 +70,16 @@ class RetuGRPOTrainer(GRPOTrainer):
     """
 
     def __init__(self, *, algorithm: Algorithm, settings: RolloutSettings, shape: ModelShape,
-                 ledger: ComputeLedger, **kwargs):
+                 ledger: ComputeLedger, skip_grad_norm: float = 0.0, **kwargs):
         # TRL demands a reward source; the rollout step below scores with the same reward directly.
         super().__init__(reward_funcs=[math_verify_reward], **kwargs)
         self.algorithm = algorithm
         self.settings = settings
         self.shape = shape
         self.ledger = ledger
+        self.skip_grad_norm = skip_grad_norm
         self._rollout_metrics: dict[str, float] = {}
-        self._expert_cache: dict[str, tuple[list[int], float]] = {}
+        self._expert_cache: dict[str, list[int]] = {}
 
     # -----------------------------------------------------------------------------------------------
     # Generate and score
@@ -146,14 +148,13 @@ class RetuGRPOTrainer(GRPOTrainer):
         return [r.score for r in results]
 
     def _expert(self, row: dict) -> tuple[list[int], float]:
-        """Expert completion ids (solution + EOS, cut to the response limit) and its reward, cached."""
+        """Expert completion ids (solution + EOS, cut to the response limit, cached) and their reward
+        (scored once by `retu.data.expert.build_expert_set`)."""
         if row["solution"] not in self._expert_cache:
             ids = self.processing_class(text=row["solution"], add_special_tokens=False)["input_ids"]
-            ids = (list(ids) + [self.processing_class.eos_token_id])[: self.max_completion_length]
-            text = self.processing_class.decode(ids, skip_special_tokens=True)
-            score = score_completions([text], [row["answer"]], timeout_s=REWARD_TIMEOUT_S)[0].score
-            self._expert_cache[row["solution"]] = (ids, float(score or 0.0))
-        return self._expert_cache[row["solution"]]
+            self._expert_cache[row["solution"]] = (list(ids) + [self.processing_class.eos_token_id])[
+                : self.max_completion_length]
+        return self._expert_cache[row["solution"]], row["expert_reward"]
 
     def _to_model_inputs(self, batch: RolloutBatch, stats: dict[str, list[float]]) -> dict:
         """Pad the batch's rows into tensors, with advantages, old log-probs and step-wide counts."""
@@ -206,6 +207,22 @@ class RetuGRPOTrainer(GRPOTrainer):
         logps, _, _ = self._get_per_token_logps_and_entropies(
             self.model, ids, attention, out["completion_ids"].size(1), batch_size=self.args.per_device_train_batch_size)
         return logps
+
+    # -----------------------------------------------------------------------------------------------
+    # Optimizer step
+
+    def _clip_grad_norm(self, model):
+        """Clip as the Trainer does; with `skip_grad_norm`, drop the gradients of an update whose
+        pre-clip norm is non-finite or above it, so `optimizer.step()` leaves every weight and
+        moment untouched (verl's skip; the schedule still advances). Returns the pre-clip norm."""
+        norm = super()._clip_grad_norm(model)
+        if self.skip_grad_norm:
+            value = float(norm)
+            skipped = not math.isfinite(value) or value > self.skip_grad_norm
+            if skipped:
+                model.zero_grad(set_to_none=True)
+            self._metrics["train"]["optim/skipped"].append(float(skipped))
+        return norm
 
     # -----------------------------------------------------------------------------------------------
     # Loss

@@ -107,6 +107,35 @@ def resolve_settings(sampling: Sampling, rollout: RolloutCfg, batch_prompts: int
         n_expert=n_expert, upt_gate=rollout.upt_gate if sampling.upt_gate is not None else None, seed=seed)
 
 
+def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int) -> str:
+    """The generation engine a run uses: "hf", "vllm" (TRL colocate) or "vllm_server" (TRL server mode).
+
+    Args:
+        engine: rollout.engine ("auto", "hf", "vllm", "vllm_server").
+        cuda: A CUDA device is present.
+        vllm: The vllm package is importable.
+        n_expert: Expert rows per group (LUFFY/SRFT generate G - n_expert rollouts per prompt).
+
+    Raises:
+        RetuInputError: vLLM asked for where it cannot run, or server mode with expert rows (TRL's
+            server client takes the prompts in blocks of G).
+
+    >>> resolve_engine("auto", cuda=False, vllm=True, n_expert=0), resolve_engine("auto", cuda=True, vllm=True, n_expert=0)
+    ('hf', 'vllm')
+    """
+    if engine == "auto":
+        return "vllm" if cuda and vllm else "hf"
+    if engine != "hf" and not vllm:
+        raise RetuInputError(f"rollout.engine={engine} needs the vllm package, which is not installed: "
+                             "pip install -e '.[vllm]' on a CUDA machine, or set rollout.engine=hf")
+    if engine == "vllm" and not cuda:
+        raise RetuInputError("rollout.engine=vllm (colocated with training) needs a CUDA GPU; set rollout.engine=hf")
+    if engine == "vllm_server" and n_expert:
+        raise RetuInputError("rollout.engine=vllm_server takes prompts in blocks of rollout.group_size, but "
+                             f"LUFFY/SRFT generate group_size - {n_expert} per prompt; use rollout.engine=vllm")
+    return engine
+
+
 # ---------------------------------------------------------------------------------------------------
 # Groups
 

@@ -40,7 +40,7 @@ from retu.config import RunCfg
 from retu.engine.callbacks import ComputeCounter, Evaluator, RichProgress, SftRecorder
 from retu.engine.checkpoints import CheckpointCallback, staging_dir
 from retu.engine.datasets import ProblemSets, has_generation_markers, load_problem_sets, sft_dataset
-from retu.engine.models import load_model
+from retu.engine.models import load_model, lora_config
 from retu.engine.run import RunContext, check_run_dir, end_run, is_main_process, seed_everything, start_run
 from retu.errors import RetuInputError
 from retu.metrics import read_series
@@ -109,10 +109,11 @@ def build_trainer(cfg: RunCfg, ctx: RunContext, model, tokenizer, sets: ProblemS
     args = sft_args(cfg, ctx.run_dir, assistant_only=has_generation_markers(tokenizer))
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=sft_dataset(sets.train, tokenizer),
-                         eval_dataset=sft_dataset(sets.val, tokenizer))
+                         eval_dataset=sft_dataset(sets.val, tokenizer), peft_config=lora_config(cfg.model))
     for default in (PrinterCallback, ProgressCallback):  # retu prints its own records and bar
         trainer.remove_callback(default)
-    counter = ComputeCounter(model, tokens=ctx.resume_state.get("tokens", 0), flops=ctx.resume_state.get("flops", 0.0))
+    # The hook goes on what the Trainer calls (a PEFT wrapper, with LoRA, calls the inner forward directly).
+    counter = ComputeCounter(trainer.model, tokens=ctx.resume_state.get("tokens", 0), flops=ctx.resume_state.get("flops", 0.0))
     bar = RichProgress(f"sft {ctx.run_dir.name}") if progress else None
     recorder = SftRecorder(cfg, ctx.logger, counter, Evaluator(_val_batches(trainer), sets.eval, tokenizer),
                            resume_step=ctx.resume_step if ctx.resume_from else None,

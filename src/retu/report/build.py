@@ -170,12 +170,13 @@ def write_report(report: Report, out_dir: str | Path, extra: str = "") -> Path:
     if report.tables:
         plot_decomposition(report.tables, out / "decomposition.png", report.phases)
         figures["Plasticity-Ceiling decomposition"] = "decomposition.png"
-    _atomic_write(out / "decomposition.csv", _table_csv(report.tables))
-    _atomic_write(out / "report.json", json.dumps(report.to_dict(), indent=1))
-    return _atomic_write(out / "report.md", render_markdown(report, figures, extra))
+    atomic_write(out / "decomposition.csv", _table_csv(report.tables))
+    atomic_write(out / "report.json", json.dumps(report.to_dict(), indent=1))
+    return atomic_write(out / "report.md", render_markdown(report, figures, extra))
 
 
-def _atomic_write(path: Path, text: str) -> Path:
+def atomic_write(path: Path, text: str) -> Path:
+    """Write `text` to a temporary sibling, then rename it over `path` (readers never see half a file)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

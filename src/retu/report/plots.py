@@ -168,3 +168,38 @@ def plot_phases(results: list[PhaseResult], path: str | os.PathLike) -> Path:
         fig.legend(handles, list(PHASE_COLORS), loc="upper center", ncol=4, fontsize=7, frameon=False,
                    bbox_to_anchor=(0.5, 1.05))
         return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fig. 2: paradigms on one compute axis
+
+
+def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
+    """Accuracy against cumulative EFLOPs from the base model, one colour per paradigm (Fig. 2).
+
+    Args:
+        paradigms: `retu.compare.Paradigm`s (x, y, x0, fit, label).
+        path: PNG to write.
+    """
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        colors = plt.cm.tab10(np.arange(len(paradigms)) % 10)
+        for p, color in zip(paradigms, colors, strict=True):
+            label = p.label if p.fit is None else f"{p.label}: {p.fit.ceiling_text()}"
+            ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
+            if p.x0 > 0:  # SFT-then-RL starts where its SFT leg ended
+                ax.plot([p.x0], [p.y[0]], "D", ms=6, color=color, markeredgecolor="k", markeredgewidth=0.6)
+            if p.fit is None:
+                ax.plot(p.x, p.y, "-", lw=0.8, color=color, label=f"{label} (not fitted)")
+                continue
+            grid = np.linspace(0.0, (p.x[-1] - p.x0) * 1.05, 200)
+            ax.plot(p.x0 + grid, p.fit.predict(grid), "-", lw=1.4, color=color, label=label)
+            ax.hlines(p.fit.ceiling, p.x0, p.x0 + grid[-1], colors=[color], lw=0.8,
+                      linestyles=":" if not p.fit.flagged else "--", alpha=0.8)
+        ax.set_xlabel("training compute from the base model (EFLOPs)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Paradigms on one compute axis")
+        ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.85)
+        fig.text(0.01, -0.03, "lines: fitted sigmoid from each paradigm's start; dotted: fitted ceiling "
+                 "(dashed: flagged); diamond: SFT-then-RL's switch from SFT to RL", fontsize=7)
+        return _save(fig, path)

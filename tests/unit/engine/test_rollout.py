@@ -189,3 +189,43 @@ def test_compute_ledger_accumulates():
     ledger.add(tokens=5, flops=2.0)
     ledger.add(flops=0.5)
     assert ledger.to_dict() == {"tokens": 15, "flops": 4.0}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generation engine (vLLM behind an import guard)
+
+
+def test_engine_auto_picks_vllm_only_with_cuda_and_vllm():
+    from retu.engine.rollout import resolve_engine
+
+    assert [resolve_engine("auto", cuda=c, vllm=v, n_expert=0) for c, v in
+            [(False, False), (False, True), (True, False), (True, True)]] == ["hf", "hf", "hf", "vllm"]
+    assert resolve_engine("hf", cuda=True, vllm=True, n_expert=0) == "hf"
+    assert resolve_engine("vllm_server", cuda=False, vllm=True, n_expert=0) == "vllm_server"
+
+
+@pytest.mark.parametrize("engine, cuda, vllm, n_expert, match", [
+    ("vllm", True, False, 0, "rollout.engine=vllm needs the vllm package, which is not installed"),
+    ("vllm_server", True, False, 0, "rollout.engine=vllm_server needs the vllm package"),
+    ("vllm", False, True, 0, "needs a CUDA GPU; set rollout.engine=hf"),
+    ("vllm_server", True, True, 1, "group_size - 1 per prompt; use rollout.engine=vllm"),
+])
+def test_engine_refusals_are_clear(engine, cuda, vllm, n_expert, match):
+    from retu.engine.rollout import resolve_engine
+
+    with pytest.raises(RetuInputError, match=match):
+        resolve_engine(engine, cuda=cuda, vllm=vllm, n_expert=n_expert)
+
+
+def test_vllm_engines_reach_trls_config():
+    from retu.config import load_config
+    from retu.engine.rl import build_grpo_config
+
+    cfg = load_config(None, ["kind=rl", "optim.batch_size=2", "rollout.group_size=2", "rollout.vllm_gpu_memory=0.5",
+                             "rollout.vllm_server_url=http://h:9000", "log.run_dir=/nonexistent/run"])
+    assert not build_grpo_config(cfg, "hf").use_vllm
+    colocate, server = build_grpo_config(cfg, "vllm"), build_grpo_config(cfg, "vllm_server")
+    assert (colocate.use_vllm, colocate.vllm_mode, colocate.vllm_gpu_memory_utilization) == (True, "colocate", 0.5)
+    assert (server.vllm_mode, server.vllm_server_base_url) == ("server", "http://h:9000")
+    with pytest.raises(RetuInputError, match="rollout.engine must be auto, hf, vllm or vllm_server"):
+        load_config(None, ["rollout.engine=sglang"])

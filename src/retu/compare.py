@@ -1,0 +1,264 @@
+"""The paradigm comparison of the paper's Fig. 2: pure SFT, pure RL, LUFFY, SRFT, UPT and SFT-then-RL
+from one base model, on one compute axis, each with a fitted ceiling.
+
+`run_compare(ccfg)` reads top to bottom:
+  1. SFT from the base model (pure SFT; also the first leg of SFT-then-RL);
+  2. one RL run from the base model per RL-family method (pure RL = DAPO_dc by default, LUFFY, SRFT,
+     UPT), each its preset on the same RL config;
+  3. SFT-then-RL: RL (DAPO_dc) from the SFT checkpoint at the switch point, by default the
+     recommended switch of the SFT validation loss (first Stable checkpoint, `retu.phases`);
+  4. every curve on cumulative FLOPs from the base model (SFT-then-RL starts at the SFT FLOPs of its
+     checkpoint), fitted with `retu.scaling.fit_ceiling` from its own start; compare.md with the table
+     of fitted ceilings, compare.png, compare.csv and compare.json.
+Every run is a retu run directory that resumes itself and is skipped once its run_end says ok, so a
+killed comparison rerun with the same command continues where it stopped.
+
+    retu compare configs/tiny/compare.yaml
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retu.algos.registry import ALGORITHMS
+from retu.config import RunCfg, read_top_level
+from retu.errors import RetuInputError
+from retu.pipeline import DEFAULT_RL, DEFAULT_SFT, stage_config, is_done, sft_phases
+
+SFT, SFT_THEN_RL = "sft", "sft_then_rl"
+METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
+LABELS = {SFT: "pure SFT", "grpo": "pure RL (GRPO)", "dapo_d": "pure RL (DAPO_d)", "dapo_dc": "pure RL (DAPO_dc)",
+          "luffy": "LUFFY", "srft": "SRFT", "upt": "UPT", SFT_THEN_RL: "SFT-then-RL"}
+
+
+@dataclass(frozen=True)
+class CompareCfg:
+    """The comparison: which paradigms, and the SFT and RL run configs they share."""
+
+    run_dir: str = field(default="runs/compare", metadata={"help": "root of every run directory and the report"})
+    sft_config: str | None = field(default=None, metadata={"help": "SFT run config YAML (None: the pipeline's "
+                                                                   "embedded default)"})
+    rl_config: str | None = field(default=None, metadata={"help": "RL run config YAML shared by every RL-family "
+                                                                  "method (None: the pipeline's embedded default)"})
+    sft_overrides: tuple = field(default=(), metadata={"help": "key=value overrides of the SFT run"})
+    rl_overrides: tuple = field(default=(), metadata={"help": "key=value overrides of every RL run"})
+    methods: tuple = field(default=(SFT, "dapo_dc", "luffy", "srft", "upt", SFT_THEN_RL),
+                           metadata={"help": f"paradigms to run: {', '.join(METHODS)}"})
+    method_overrides: dict = field(default_factory=dict, metadata={"help": "per method, key=value overrides of its "
+                                                                           "run (e.g. upt: [optim.lr=5e-4])"})
+    switch: str | int = field(default="auto", metadata={"help": "SFT-then-RL's SFT step: 'auto' (recommended "
+                                                                "switch) or a saved checkpoint step"})
+    then_rl_algo: str = field(default="dapo_dc", metadata={"help": "RL algorithm of SFT-then-RL"})
+
+    def __post_init__(self):
+        unknown = [m for m in (*self.methods, *self.method_overrides) if m not in METHODS]
+        if unknown:
+            raise RetuInputError(f"compare: unknown method '{unknown[0]}'; valid: {', '.join(METHODS)}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise RetuInputError("compare: methods must be a non-empty list without repeats")
+        if self.then_rl_algo not in ALGORITHMS:
+            raise RetuInputError(f"compare: then_rl_algo must be one of {', '.join(ALGORITHMS)}")
+        if self.switch != "auto" and (not isinstance(self.switch, int) or self.switch < 1):
+            raise RetuInputError(f"compare: switch must be 'auto' or a positive SFT step, got {self.switch!r}")
+
+
+def load_compare_config(path: str | Path | None = None, overrides: list[str] = ()) -> CompareCfg:
+    """Read a compare YAML (or the defaults) and apply top-level key=value overrides."""
+    raw = read_top_level(CompareCfg, path, overrides, what="compare")
+    if not isinstance(raw.get("method_overrides", {}), dict):
+        raise RetuInputError(f"{path or 'compare'}: method_overrides must map a method to a list of key=value")
+    raw["method_overrides"] = {k: list(v or []) for k, v in raw.get("method_overrides", {}).items()}
+    return CompareCfg(**raw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Run configs
+
+
+def sft_run_config(ccfg: CompareCfg) -> RunCfg:
+    """The SFT run (pure SFT and SFT-then-RL's first leg) in <root>/sft; its model is the base model."""
+    overrides = [*ccfg.sft_overrides, *ccfg.method_overrides.get(SFT, []), f"log.run_dir={Path(ccfg.run_dir) / SFT}"]
+    return stage_config(ccfg.sft_config, DEFAULT_SFT, overrides)
+
+
+def rl_run_config(ccfg: CompareCfg, method: str, model: str) -> RunCfg:
+    """The RL run of `method` from `model` in <root>/<method>, with the method's preset and overrides.
+
+    The shared RL config's `loss.kwargs` belong to its own algorithm; another method starts from its
+    preset's defaults.
+    """
+    algo = ccfg.then_rl_algo if method == SFT_THEN_RL else method
+    shared = stage_config(ccfg.rl_config, DEFAULT_RL, list(ccfg.rl_overrides))
+    kwargs = [] if shared.loss.algo == algo else ["loss.kwargs={}"]
+    overrides = [*ccfg.rl_overrides, f"loss.algo={algo}", *kwargs, *ccfg.method_overrides.get(method, []),
+                 f"model.name_or_path={model}", f"log.run_dir={Path(ccfg.run_dir) / method}"]
+    return stage_config(ccfg.rl_config, DEFAULT_RL, overrides)
+
+
+def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
+    """SFT-then-RL's branch: the checkpoint at `switch`, or at the recommended switch (else the last)."""
+    from retu.engine.checkpoints import checkpoint_dir, list_checkpoints, step_of
+
+    saved = [step_of(p) for p in list_checkpoints(sft_dir)]
+    if not saved:
+        raise RetuInputError(f"{sft_dir}: the SFT run saved no checkpoint to switch from")
+    if ccfg.switch == "auto":
+        step = sft_phases(sft_dir).recommended_step
+        step = step if step in saved else max(saved)
+    elif ccfg.switch in saved:
+        step = ccfg.switch
+    else:
+        raise RetuInputError(f"switch: no checkpoint at SFT step {ccfg.switch} in {sft_dir} "
+                             f"(saved: {', '.join(map(str, saved))})")
+    return checkpoint_dir(sft_dir, step)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Curves and fits
+
+
+@dataclass(frozen=True)
+class Paradigm:
+    """One paradigm's curve on the shared axis and its fit.
+
+    Attributes:
+        method: Key of METHODS.
+        label: Display name.
+        x: [N] cumulative EFLOPs from the base model, first point the paradigm's start.
+        y: [N] accuracy (%) at each point.
+        x0: EFLOPs spent before the paradigm's own run (SFT-then-RL: its SFT leg; else 0).
+        steps: [N] the run's step of each point.
+        fit: The ceiling fit on (x - x0, y), or None.
+        note: Why there is no fit, or the fit's flags.
+    """
+
+    method: str
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    x0: float
+    steps: np.ndarray
+    fit: object
+    note: str
+
+    def row(self) -> dict:
+        """The table row (JSON-safe)."""
+        f = self.fit
+        return {"method": self.method, "paradigm": self.label, "steps": int(self.steps[-1]),
+                "eflops": float(self.x[-1]), "start": float(self.y[0]), "best": float(self.y.max()),
+                "final": float(self.y[-1]), "ceiling": None if f is None else f.ceiling,
+                "ceiling_ci": None if f is None else list(f.ceiling_ci),
+                "trusted": f is not None and not f.flagged, "note": self.note}
+
+
+def paradigm_curve(method: str, run_dir: Path) -> Paradigm:
+    """The paradigm's points from its metrics.jsonl, on the shared axis, and its ceiling fit."""
+    from retu.scaling.curves import read_curve_run
+
+    curve = read_curve_run(run_dir / "metrics.jsonl")
+    if curve.kind == "sft":
+        x, y, steps, x0 = curve.x, curve.y, curve.steps, 0.0
+    else:  # RL: the branch point, then the points since it
+        x0 = float(curve.sft_eflops or 0.0)
+        x = x0 + np.concatenate([[0.0], curve.x])
+        y, steps = np.concatenate([[curve.p_start], curve.y]), np.concatenate([[curve.sft_step or 0], curve.steps])
+    fit, note = fit_paradigm(x - x0, y, str(run_dir))
+    return Paradigm(method, LABELS[method], x, y, x0, steps, fit, note)
+
+
+def fit_paradigm(x: np.ndarray, y: np.ndarray, source: str):
+    """(fit or None, note): the ceiling fit from the paradigm's start, or why it could not be made."""
+    from retu.scaling import fit_ceiling
+
+    try:
+        fit = fit_ceiling(x, y, p_start=float(y[0]), source=source)
+    except RetuInputError as exc:
+        return None, f"not fitted: {exc}"
+    flags = [name for name, on in (("collapsed", fit.collapsed), ("unsaturated", not fit.saturated)) if on]
+    return fit, ", ".join(flags)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The comparison
+
+
+def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
+    """Run (or resume) every paradigm and write <run_dir>/report/compare.md; returns its path."""
+    from retu.engine.rl import run_rl
+    from retu.engine.sft import run_sft
+
+    root = Path(ccfg.run_dir)
+    sft_cfg = sft_run_config(ccfg)  # every run config is checked before anything trains
+    base = sft_cfg.model.name_or_path
+    rl_cfgs = {m: rl_run_config(ccfg, m, base) for m in ccfg.methods if m in ALGORITHMS}
+    if SFT_THEN_RL in ccfg.methods:
+        rl_run_config(ccfg, SFT_THEN_RL, base)
+
+    def stage(name: str, cfg: RunCfg, fn) -> None:
+        done = is_done(cfg.log.run_dir)
+        echo(f"[compare] {LABELS[name]}: {cfg.log.run_dir}" + (" (done)" if done else ""))
+        if not done:
+            fn(cfg)
+
+    if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods:
+        stage(SFT, sft_cfg, run_sft)
+    for method, cfg in rl_cfgs.items():
+        stage(method, cfg, run_rl)
+    if SFT_THEN_RL in ccfg.methods:
+        branch = switch_checkpoint(ccfg, Path(sft_cfg.log.run_dir))
+        stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch)), run_rl)
+    paradigms = [paradigm_curve(m, root / m) for m in ccfg.methods]
+    return write_compare(paradigms, root / "report")
+
+
+def render_compare(paradigms: list[Paradigm]) -> str:
+    """compare.md: the table of fitted ceilings and the ranking."""
+    lines = ["# Paradigm comparison", "",
+             "Accuracy (%) on the held-out set against cumulative training FLOPs from the base model; each "
+             "ceiling is fitted from the paradigm's own start (SFT-then-RL: its switch checkpoint).", "",
+             "| paradigm | steps | EFLOPs | start | best | final | fitted ceiling [95% CI] | note |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for p in paradigms:
+        r = p.row()
+        ceiling = "-" if p.fit is None else f"{p.fit.ceiling_text()} [{r['ceiling_ci'][0]:.1f}, {r['ceiling_ci'][1]:.1f}]"
+        lines.append(f"| {p.label} | {r['steps']} | {r['eflops']:.4g} | {r['start']:.1f} | {r['best']:.1f} | "
+                     f"{r['final']:.1f} | {ceiling} | {p.note} |")
+    trusted = sorted((p for p in paradigms if p.fit is not None and not p.fit.flagged),
+                     key=lambda p: -p.fit.ceiling)
+    lines.append("")
+    if trusted:
+        ranking = " > ".join(f"{p.label} ({p.fit.ceiling:.1f})" for p in trusted)
+        lines.append(f"Trusted ceilings, highest first: {ranking}.")
+    else:
+        lines.append("No paradigm has a trusted (saturated, uncollapsed) ceiling; compare best observed values.")
+    best = max(paradigms, key=lambda p: p.y.max())
+    lines += [f"Best observed accuracy: {best.label}, {best.y.max():.1f}%.", "",
+              "![accuracy against compute](compare.png)", ""]
+    return "\n".join(lines)
+
+
+def write_compare(paradigms: list[Paradigm], out_dir: Path) -> Path:
+    """compare.md, compare.png, compare.csv and compare.json in out_dir; returns compare.md."""
+    import csv
+    import io
+    import json
+
+    from retu.report.build import atomic_write
+    from retu.report.plots import plot_paradigms
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_paradigms(paradigms, out_dir / "compare.png")
+    rows = [p.row() for p in paradigms]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows([{**r, "ceiling_ci": "" if r["ceiling_ci"] is None else " ".join(map(str, r["ceiling_ci"]))}
+                      for r in rows])
+    atomic_write(out_dir / "compare.csv", buf.getvalue())
+    curves = {p.method: {"eflops": p.x.tolist(), "accuracy": p.y.tolist(), "steps": p.steps.tolist(),
+                         "fit": None if p.fit is None else p.fit.to_dict()} for p in paradigms}
+    atomic_write(out_dir / "compare.json", json.dumps({"table": rows, "curves": curves}, indent=1))
+    return atomic_write(out_dir / "compare.md", render_compare(paradigms))

@@ -1,0 +1,122 @@
+"""`retu pipeline` and `retu compare` end to end on tiny:1m: every stage runs, a killed run resumes to
+the same report without duplicated records, and a finished stage is never run again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from retu.metrics import read_records
+
+pytestmark = pytest.mark.integration
+
+DATA = ["data.arith_n_train=64", "data.arith_n_val=16", "data.arith_n_eval=16", "eval.max_new_tokens=8",
+        "model.name_or_path=tiny:1m"]
+SFT = [*DATA, "optim.max_steps=8", "optim.batch_size=8", "sft.val_every=2", "eval.every=2"]
+RL = [*DATA, "optim.max_steps=4", "optim.batch_size=2", "rollout.group_size=2", "eval.every=1",
+      "data.max_response_len=32", "log.save_every=1", "data.arith_train_steps=[1, 2]"]
+
+
+def retu(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "retu", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("metrics.jsonl"))
+
+
+def assert_no_duplicates(root: Path) -> None:
+    for run in run_dirs(root):
+        records = read_records(run / "metrics.jsonl")
+        for kind in ("train", "eval"):
+            steps = [r["step"] for r in records if r["kind"] == kind]
+            assert steps == sorted(set(steps)), (run, kind, steps)
+        assert records[-1]["kind"] == "run_end" and records[-1]["status"] == "ok", run
+
+
+def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 400) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the kill point"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path):
+    def config(name: str) -> Path:
+        return write_yaml(tmp_path / f"{name}.yaml", {"run_dir": str(tmp_path / name), "sft_overrides": SFT,
+                                                      "rl_overrides": RL, "branches": [4]})
+
+    whole = retu("pipeline", config("whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = config("killed")
+    proc = subprocess.Popen([sys.executable, "-m", "retu", "pipeline", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    rl_dir = tmp_path / "killed" / "rl" / "arith-step4"
+    kill_when(proc, rl_dir / "checkpoints" / "step-2" / "retu_state.json")
+    assert not (rl_dir / "checkpoints" / "step-4").exists()  # killed in the middle of the last RL stage
+    resumed = retu("pipeline", killed)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "[pipeline] SFT" in resumed.stdout and "(done)" in resumed.stdout  # finished stages are skipped
+    assert_no_duplicates(tmp_path / "killed")
+    report = (tmp_path / "killed" / "report" / "report.md").read_text()
+    assert report == (tmp_path / "whole" / "report" / "report.md").read_text().replace(
+        str(tmp_path / "whole"), str(tmp_path / "killed"))
+    assert "P0 =" in report and "| 4 |" in report
+    for name in ("phases.png", "fits.png", "decomposition.png", "decomposition.csv", "report.json"):
+        assert (tmp_path / "killed" / "report" / name).stat().st_size > 0
+
+
+def test_compare_runs_every_paradigm_on_one_axis_and_resumes(tmp_path):
+    cfg = write_yaml(tmp_path / "compare.yaml", {
+        "run_dir": str(tmp_path / "c"), "sft_overrides": SFT, "rl_overrides": RL, "switch": 4,
+        "methods": ["sft", "dapo_dc", "upt", "sft_then_rl"],  # LUFFY and SRFT run in test_rl.py
+        "method_overrides": {"upt": ["rollout.upt_gate=1"]}})
+    first = retu("compare", cfg)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "c" / "report"
+    table = json.loads((out / "compare.json").read_text())["table"]
+    assert [r["method"] for r in table] == ["sft", "dapo_dc", "upt", "sft_then_rl"]
+    curves = json.loads((out / "compare.json").read_text())["curves"]
+    sft_flops = dict(zip(curves["sft"]["steps"], curves["sft"]["eflops"]))
+    # SFT-then-RL starts at the SFT run's compute at its switch step, from that checkpoint's accuracy.
+    assert curves["sft_then_rl"]["steps"][0] == 4
+    assert curves["sft_then_rl"]["eflops"][0] == pytest.approx(sft_flops[4], rel=1e-6)
+    assert curves["sft_then_rl"]["accuracy"][0] == pytest.approx(
+        dict(zip(curves["sft"]["steps"], curves["sft"]["accuracy"]))[4])
+    for method in ("dapo_dc", "upt"):  # RL from the base model: shared start at 0 FLOPs
+        assert curves[method]["eflops"][0] == 0.0 and curves[method]["steps"] == [0, 1, 2, 3, 4]
+        assert curves[method]["accuracy"][0] == curves["sft"]["accuracy"][0]
+        assert all(b > a for a, b in zip(curves[method]["eflops"], curves[method]["eflops"][1:]))
+    for row in table:
+        assert row["ceiling"] is not None or row["note"].startswith("not fitted: "), row
+    md = (out / "compare.md").read_text()
+    assert "| pure SFT | 8 |" in md and "| SFT-then-RL | 4 |" in md and "![accuracy against compute]" in md
+    assert (out / "compare.png").stat().st_size > 0 and (out / "compare.csv").read_text().count("\n") == 5
+    again = retu("compare", cfg)
+    assert again.returncode == 0 and again.stdout.count("(done)") == 4
+    assert (out / "compare.md").read_text() == md
+    assert_no_duplicates(tmp_path / "c")
+
+
+def test_compare_bad_config_is_one_line(tmp_path):
+    bad = retu("compare", write_yaml(tmp_path / "bad.yaml", {"methods": ["sft", "ppo"]}))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "retu: error: compare: unknown method 'ppo'; valid: sft, grpo, dapo_d, dapo_dc, luffy, srft, upt, sft_then_rl"]
+    bad = retu("compare", f"run_dir={tmp_path / 'x'}", "rl_overrides=[optim.lrr=1]")
+    assert bad.returncode == 2 and "unknown key 'optim.lrr'" in bad.stderr
+    assert not (tmp_path / "x").exists()
