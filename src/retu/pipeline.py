@@ -143,6 +143,15 @@ def best_observed(run_dir: Path, metric: str = "eval/overall") -> float | None:
         return None
 
 
+def best_sft(report, sft_dir: Path) -> float | None:
+    """Pure SFT's best accuracy on a dataset: its own evaluations and the branch-point evaluations of
+    its checkpoints (P_sft, measured by each RL run at step 0 on the same problems)."""
+    scores = [r.P_sft for t in report.tables if t.scene == sft_dir.name for r in t.rows if r.step]
+    own = best_observed(sft_dir)
+    scores += [own] if own is not None else []
+    return max(scores) if scores else None
+
+
 def paradigm_summary(report, sft_dirs: list[Path], rl_root: Path) -> str:
     """Markdown paragraph: P0, each branch's decomposition, and SFT-then-RL vs pure RL vs pure SFT."""
     base = next(((c, f) for c, f in report.fits if c.scene == "base"), None)
@@ -151,10 +160,10 @@ def paradigm_summary(report, sft_dirs: list[Path], rl_root: Path) -> str:
         c, f = base
         lines.append(f"- Base model P0 = {f.p_start:.1f}%. Pure RL from it: ceiling {f.ceiling_text()}, "
                      f"best observed {c.y.max():.1f}%.")
-    for d in sft_dirs:
-        sft_best = best_observed(d)
-        if sft_best is not None:
-            lines.append(f"- Pure SFT ({d.name}): best observed accuracy {sft_best:.1f}%.")
+    sft_best = {d.name: best_sft(report, d) for d in sft_dirs}
+    for name, best in sft_best.items():
+        if best is not None:
+            lines.append(f"- Pure SFT ({name}): best accuracy of any evaluated checkpoint {best:.1f}%.")
     trusted = [(t.scene, r) for t in report.tables for r in t.rows if r.A_post is not None and not r.flags and r.step]
     if trusted:
         scene, row = max(trusted, key=lambda sr: sr[1].A_post)
@@ -165,9 +174,9 @@ def paradigm_summary(report, sft_dirs: list[Path], rl_root: Path) -> str:
         if base is not None:
             rival = base[1].ceiling_bounds[1] if not base[1].saturated else base[1].ceiling
             verdicts.append(f"{'beat' if row.A_post > rival else 'did not beat'} pure RL ({rival:.1f}%)")
-        sft_best = [b for b in (best_observed(d) for d in sft_dirs) if b is not None]
-        if sft_best:
-            verdicts.append(f"{'beat' if row.A_post > max(sft_best) else 'did not beat'} pure SFT ({max(sft_best):.1f}%)")
+        known = [b for b in sft_best.values() if b is not None]
+        if known:
+            verdicts.append(f"{'beat' if row.A_post > max(known) else 'did not beat'} pure SFT ({max(known):.1f}%)")
         if verdicts:
             lines.append(f"- Verdict: SFT-then-RL {' and '.join(verdicts)} on this task.")
     else:

@@ -76,6 +76,10 @@ def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path):
     assert report == (tmp_path / "whole" / "report" / "report.md").read_text().replace(
         str(tmp_path / "whole"), str(tmp_path / "killed"))
     assert "P0 =" in report and "| 4 |" in report
+    # Pure SFT's best counts every evaluated checkpoint, the branch points' P_sft included.
+    rows = json.loads((tmp_path / "killed" / "report" / "report.json").read_text())["tables"][0]["rows"]
+    line = next(x for x in report.splitlines() if x.startswith("- Pure SFT (arith)"))
+    assert float(line.rsplit(" ", 1)[1].rstrip("%.")) >= max(r["P_sft"] for r in rows if r["step"])
     for name in ("phases.png", "fits.png", "decomposition.png", "decomposition.csv", "report.json"):
         assert (tmp_path / "killed" / "report" / name).stat().st_size > 0
 

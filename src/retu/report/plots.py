@@ -36,6 +36,29 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+FLOPS_UNITS = (("EFLOPs", 1.0), ("PFLOPs", 1e3), ("TFLOPs", 1e6), ("GFLOPs", 1e9), ("MFLOPs", 1e12))
+
+
+def flops_unit(max_eflops: float) -> tuple[str, float]:
+    """The largest FLOPs unit in which `max_eflops` reads >= 1, and its factor from EFLOPs.
+
+    >>> flops_unit(0.5), flops_unit(2.4e-6), flops_unit(0.0)
+    (('PFLOPs', 1000.0), ('TFLOPs', 1000000.0), ('EFLOPs', 1.0))
+    """
+    if max_eflops <= 0:
+        return FLOPS_UNITS[0]
+    return next((u for u in FLOPS_UNITS if max_eflops * u[1] >= 1.0), FLOPS_UNITS[-1])
+
+
+def _compute_axis(ax, max_eflops: float, label: str) -> None:
+    """Label the x axis (data in EFLOPs) in the unit that keeps its numbers readable."""
+    from matplotlib.ticker import FuncFormatter
+
+    unit, factor = flops_unit(max_eflops)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * factor:g}"))
+    ax.set_xlabel(f"{label} ({unit})")
+
+
 def _grid(n: int, width: float = 4.2, height: float = 3.2):
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -85,7 +108,7 @@ def plot_fits(pairs: list[tuple[Curve, CeilingFit]], path: str | os.PathLike) ->
                 draw_fit(ax, fit, color, name, floor)
             ax.set_ylim(bottom=floor)
             ax.set_title(f"{scene}: RL from SFT checkpoints")
-            ax.set_xlabel("RL compute since branch (EFLOPs)")
+            _compute_axis(ax, max(c.x.max() for c, _ in runs), "RL compute since branch")
             ax.set_ylabel("accuracy (%)")
             ax.legend(fontsize=6, loc="best", frameon=True, framealpha=0.8)
         fig.text(0.01, -0.04, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
@@ -106,19 +129,22 @@ def draw_decomposition(ax, table: DecompositionTable, phases: PhaseResult | None
         if phase:
             ax.axvspan(i - 0.5, i + 0.5, color=PHASE_COLORS[phase], zorder=0, lw=0)
     p_sft = np.array([r.P_sft for r in rows])
-    pl = np.array([r.PL_rl if r.PL_rl is not None else r.A_bounds[0] - r.P_sft for r in rows])
-    ax.bar(pos, p_sft, color="#4c72b0", width=0.6, label="P_sft", zorder=2)
+    top = np.array([r.A_post if r.A_post is not None else r.A_bounds[0] for r in rows])
     hatch = ["//" if r.flags else "" for r in rows]
-    ax.bar(pos, pl, bottom=p_sft, color="#dd8452", width=0.6, hatch=hatch, label="PL_rl", zorder=2)
+    ax.bar(pos, np.minimum(p_sft, top), color="#4c72b0", width=0.6, label="P_sft", zorder=2)
+    gain = np.where(top >= p_sft, top - p_sft, 0.0)
+    ax.bar(pos, gain, bottom=p_sft, color="#dd8452", width=0.6, hatch=hatch, label="PL_rl", zorder=2)
+    loss = np.where(top < p_sft, p_sft - top, 0.0)  # RL lowered the ceiling below P_sft
+    ax.bar(pos, loss, bottom=top, color="0.7", width=0.6, hatch=hatch, label="PL_rl < 0", zorder=2)
     for i, r in enumerate(rows):
-        top = r.A_post if r.A_post is not None else r.A_bounds[0]
-        text = f"{top:.1f}" if not r.flags else f"{top:.1f}*"
-        ax.text(i, top + 0.3, text, ha="center", va="bottom", fontsize=7)
-    ticks = [f"{r.step} ({r.x_sft:.0f})" if r.x_sft is not None else str(r.step) for r in rows]
+        ax.text(i, max(top[i], p_sft[i]) + 0.3, f"{top[i]:.1f}" + ("*" if r.flags else ""), ha="center",
+                va="bottom", fontsize=7)
+    unit, factor = flops_unit(max((r.x_sft or 0.0) for r in rows))
+    ticks = [f"{r.step} ({r.x_sft * factor:.3g})" if r.x_sft is not None else str(r.step) for r in rows]
     ax.set_xticks(pos, ticks, fontsize=7, rotation=45, ha="right")
-    lo = min(p_sft.min(), 100) - 8
-    ax.set_ylim(max(lo, 0), min(max(p_sft + pl) + 4, 105))
-    ax.set_xlabel("SFT checkpoint: step (x_sft, EFLOPs)")
+    lo = min(min(p_sft.min(), top.min()), 100) - 8
+    ax.set_ylim(max(lo, 0), min(max(p_sft.max(), top.max()) + 4, 105))
+    ax.set_xlabel(f"SFT checkpoint: step (x_sft, {unit})")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{table.scene}: A_post = P_sft + PL_rl")
 
@@ -132,9 +158,10 @@ def plot_decomposition(tables: list[DecompositionTable], path: str | os.PathLike
             draw_decomposition(ax, table, (phases or {}).get(table.scene))
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
         fig.legend(handles + list(axes[0].get_legend_handles_labels()[0]),
-                   list(PHASE_COLORS) + ["P_sft", "PL_rl"], loc="upper center", ncol=6, fontsize=7,
+                   list(PHASE_COLORS) + ["P_sft", "PL_rl", "PL_rl < 0"], loc="upper center", ncol=7, fontsize=7,
                    frameon=False, bbox_to_anchor=(0.5, 1.04))
-        fig.text(0.01, -0.1, "* flagged (collapsed or unsaturated): hatched bar = lower bound", fontsize=7)
+        fig.text(0.01, -0.1, "number: A_post; blue: P_sft (up to A_post); orange: PL_rl > 0; grey: PL_rl < 0, "
+                 "from A_post up to P_sft; * flagged (collapsed or unsaturated): A_post is a lower bound", fontsize=7)
         return _save(fig, path)
 
 
@@ -196,7 +223,7 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
             ax.plot(p.x0 + grid, p.fit.predict(grid), "-", lw=1.4, color=color, label=label)
             ax.hlines(p.fit.ceiling, p.x0, p.x0 + grid[-1], colors=[color], lw=0.8,
                       linestyles=":" if not p.fit.flagged else "--", alpha=0.8)
-        ax.set_xlabel("training compute from the base model (EFLOPs)")
+        _compute_axis(ax, max(p.x.max() for p in paradigms), "training compute from the base model")
         ax.set_ylabel("accuracy (%)")
         ax.set_title("Paradigms on one compute axis")
         ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.85)
