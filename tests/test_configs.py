@@ -1,7 +1,7 @@
 """Every YAML under configs/ (recursively) loads, names the command that runs it, and builds.
 
 Run configs load with `retu.config.load_config` and build their trainer's configuration; compare
-configs load with `retu.compare.load_compare_config` and build every run config they name;
+and pipeline configs load with their loaders and build every run config they name;
 configs/accelerate/ holds `accelerate launch --config_file` files, which load with accelerate's parser.
 """
 
@@ -48,6 +48,13 @@ def test_config_loads_and_builds(path, tmp_path):
         assert sft_run_config(ccfg).kind == "sft"
         assert [rl_run_config(ccfg, m, "base:1m").loss.algo for m in ccfg.methods if m != "sft"] == \
             [m if m != "sft_then_rl" else ccfg.then_rl_algo for m in ccfg.methods if m != "sft"]
+        return
+    if path.stem.startswith("pipeline"):
+        from retu.pipeline import load_pipeline_config, rl_config, sft_config
+
+        pcfg = load_pipeline_config(path)
+        assert all(sft_config(pcfg, ds).kind == "sft" for ds in pcfg.datasets)
+        assert rl_config(pcfg, "base:1m", "base").kind == "rl"
         return
     cfg = load_config(path)
     if cfg.kind in BUILDERS:

@@ -52,7 +52,8 @@ class PipelineCfg:
     rl_overrides: tuple = field(default=(), metadata={"help": "key=value overrides of every RL run"})
     datasets: tuple = field(default=({"name": "arith", "overrides": []},),
                             metadata={"help": "SFT datasets: {name, overrides} each (data.* keys, e.g. size)"})
-    branches: str | tuple = field(default="auto", metadata={"help": "'auto' (one per sub-phase + switch) or SFT steps"})
+    branches: str | tuple = field(default="auto", metadata={"help": "'auto' (one per sub-phase + switch), 'switch' "
+                                                                    "(the recommended switch only) or SFT steps"})
     include_base: bool = field(default=True, metadata={"help": "also run RL from the base model (pure RL)"})
 
 
@@ -61,6 +62,9 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
     raw = read_top_level(PipelineCfg, path, overrides, what="pipeline")
     if isinstance(raw.get("branches"), list):
         raw["branches"] = tuple(int(s) for s in raw["branches"])
+    if isinstance(raw.get("branches"), str) and raw["branches"] not in ("auto", "switch"):
+        raise RetuInputError(f"{path or 'pipeline'}: branches must be 'auto', 'switch' or a list of SFT steps, "
+                             f"got '{raw['branches']}'")
     for ds in raw.get("datasets", ()):
         if not isinstance(ds, dict) or "name" not in ds:
             raise RetuInputError(f"{path or 'pipeline'}: each dataset needs a 'name' (and optional 'overrides')")
@@ -195,6 +199,9 @@ def _branch_points(pcfg: PipelineCfg, sft_run: Path) -> list[tuple[str, str]]:
     available = [step_of(p) for p in list_checkpoints(sft_run)]
     if pcfg.branches == "auto":
         steps = choose_branches(sft_phases(sft_run), available)
+    elif pcfg.branches == "switch":
+        step = sft_phases(sft_run).recommended_step
+        steps = [step if step in available else max(available)]
     else:
         missing = [s for s in pcfg.branches if s not in available]
         if missing:

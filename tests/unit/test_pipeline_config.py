@@ -107,3 +107,10 @@ def test_compare_switch_checkpoint(tmp_path):
     assert switch_checkpoint(load_compare_config(None, ["switch=50"]), sft).name == "step-50"
     with pytest.raises(RetuInputError, match=r"no checkpoint at SFT step 60 .*\(saved: 50, 100, 150\)"):
         switch_checkpoint(load_compare_config(None, ["switch=60"]), sft)
+
+
+def test_branches_modes(tmp_path):
+    assert load_pipeline_config(None, ["branches=switch"]).branches == "switch"
+    assert load_pipeline_config(None, ["branches=[100, 200]"]).branches == (100, 200)
+    with pytest.raises(RetuInputError, match="branches must be 'auto', 'switch' or a list of SFT steps, got 'all'"):
+        load_pipeline_config(None, ["branches=all"])
