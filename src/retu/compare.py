@@ -223,7 +223,7 @@ def render_compare(paradigms: list[Paradigm]) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for p in paradigms:
         r = p.row()
-        ceiling = "-" if p.fit is None else f"{p.fit.ceiling_text()} [{r['ceiling_ci'][0]:.1f}, {r['ceiling_ci'][1]:.1f}]"
+        ceiling = "-" if p.fit is None else p.fit.ceiling_text()
         lines.append(f"| {p.label} | {r['steps']} | {r['eflops']:.4g} | {r['start']:.1f} | {r['best']:.1f} | "
                      f"{r['final']:.1f} | {ceiling} | {p.note} |")
     trusted = sorted((p for p in paradigms if p.fit is not None and not p.fit.flagged),
