@@ -80,7 +80,13 @@ def build_report(paths: list[str | Path]) -> Report:
         except RetuInputError as exc:  # one unfittable branch (e.g. collapsed at once) must not sink the report
             notes.append(f"not fitted: {exc}")
     tables = _with_base_rows(decompose(fits))
-    best = {t.scene: t.best for t in tables if t.best is not None}
+    # The predictor relates a dataset's minimum validation loss to its SFT-then-RL ceiling: the best
+    # trusted branch from one of its checkpoints (the base-model row shared by every table is not).
+    best = {}
+    for t in tables:
+        rows = [r for r in t.rows if r.step and r.A_post is not None and not r.flags]
+        if rows:
+            best[t.scene] = max(rows, key=lambda r: r.A_post)
     both = [s for s in best if s in phases]
     corr = correlate([phases[s].L_min for s in both], [best[s].A_post for s in both]) if len(both) >= 3 else None
     return Report(phases, tables, fits, corr, tuple(notes))

@@ -52,11 +52,18 @@ def test_report_files_and_numbers(tmp_path):
 
 def test_report_correlation_with_three_datasets(tmp_path):
     _write_runs(tmp_path, scenes=("small", "mid", "large"))
+    # RL from the base model, higher than every branch: it is row 0 of every table, never a dataset's A_post.
+    base = JsonlLogger(tmp_path / "base" / "metrics.jsonl", run_id="base")
+    base.log("run_start", step=0, config={"kind": "rl"}, curve={"kind": "rl", "scene": "base", "sft_step": 0})
+    x = np.linspace(0.0, 3.0, 31)
+    for i, (xi, yi) in enumerate(zip(x, sigmoid_power(x, 30.0, 95.0, 0.5, 1.5), strict=True)):
+        base.log("eval", step=10 * i, flops=xi * 1e18, metrics={"eval/overall": float(yi)})
     from retu.report.build import build_report
 
     rep = build_report([tmp_path])
     # Each scene's minimum loss is 0.05 higher and its best ceiling 5 points lower: a perfect inverse.
     assert rep.correlation is not None and rep.correlation.spearman_rho == pytest.approx(-1.0)
+    assert [t.rows[0].step for t in rep.tables] == [0, 0, 0]
 
 
 def test_report_no_runs(tmp_path):
