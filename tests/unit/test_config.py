@@ -38,3 +38,14 @@ def test_errors(tmp_path, text, overrides, match):
 def test_missing_file(tmp_path):
     with pytest.raises(RetuInputError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["kind=rl", "optim.skip_grad_norm=-1"], "optim.skip_grad_norm \\(-1.0\\) must be >= 0"),
+    (["kind=rl", "optim.skip_grad_norm=80", "optim.grad_clip=0"], "needs optim.grad_clip > 0"),
+    (["kind=sft", "optim.skip_grad_norm=80"], "applies to RL runs only"),
+])
+def test_skip_grad_norm_is_checked(overrides, match):
+    with pytest.raises(RetuInputError, match=match):
+        load_config(None, overrides)
+    assert load_config(None, ["kind=rl", "optim.skip_grad_norm=80"]).optim.skip_grad_norm == 80.0
