@@ -26,7 +26,7 @@ import numpy as np
 from retu.algos.registry import ALGORITHMS
 from retu.config import RunCfg, read_top_level
 from retu.errors import RetuInputError
-from retu.pipeline import DEFAULT_RL, DEFAULT_SFT, stage_config, is_done, sft_phases
+from retu.pipeline import DEFAULT_RL, DEFAULT_SFT, pick_steps, run_stage, stage_config
 
 SFT, SFT_THEN_RL = "sft", "sft_then_rl"
 METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
@@ -100,19 +100,9 @@ def rl_run_config(ccfg: CompareCfg, method: str, model: str) -> RunCfg:
 
 def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
     """SFT-then-RL's branch: the checkpoint at `switch`, or at the recommended switch (else the last)."""
-    from retu.engine.checkpoints import checkpoint_dir, list_checkpoints, step_of
+    from retu.engine.checkpoints import checkpoint_dir
 
-    saved = [step_of(p) for p in list_checkpoints(sft_dir)]
-    if not saved:
-        raise RetuInputError(f"{sft_dir}: the SFT run saved no checkpoint to switch from")
-    if ccfg.switch == "auto":
-        step = sft_phases(sft_dir).recommended_step
-        step = step if step in saved else max(saved)
-    elif ccfg.switch in saved:
-        step = ccfg.switch
-    else:
-        raise RetuInputError(f"switch: no checkpoint at SFT step {ccfg.switch} in {sft_dir} "
-                             f"(saved: {', '.join(map(str, saved))})")
+    (step,) = pick_steps(sft_dir, "switch" if ccfg.switch == "auto" else ccfg.switch, "switch")
     return checkpoint_dir(sft_dir, step)
 
 
@@ -198,10 +188,7 @@ def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
         rl_run_config(ccfg, SFT_THEN_RL, base)
 
     def stage(name: str, cfg: RunCfg, fn) -> None:
-        done = is_done(cfg.log.run_dir)
-        echo(f"[compare] {LABELS[name]}: {cfg.log.run_dir}" + (" (done)" if done else ""))
-        if not done:
-            fn(cfg)
+        run_stage(cfg, fn, echo, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
 
     if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods:
         stage(SFT, sft_cfg, run_sft)

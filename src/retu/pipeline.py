@@ -192,22 +192,45 @@ def paradigm_summary(report, sft_dirs: list[Path], rl_root: Path) -> str:
 # The pipeline
 
 
+def run_stage(cfg: RunCfg, train, echo, label: str) -> None:
+    """Print `label` (with " (done)" when finished) and run `train(cfg)` unless its run_end says ok."""
+    done = is_done(cfg.log.run_dir)
+    echo(label + (" (done)" if done else ""))
+    if not done:
+        train(cfg)
+
+
+def pick_steps(sft_run: Path, wanted: str | int | tuple, field_name: str) -> list[int]:
+    """SFT steps with a saved checkpoint to branch from: "switch" (the recommended switch, else the
+    last checkpoint), one step, or a tuple of steps.
+
+    Raises:
+        RetuInputError: No checkpoint saved, or none at a requested step (naming `field_name`).
+    """
+    from retu.engine.checkpoints import list_checkpoints, step_of
+
+    saved = [step_of(p) for p in list_checkpoints(sft_run)]
+    if not saved:
+        raise RetuInputError(f"{sft_run}: the SFT run saved no checkpoint to branch from")
+    if wanted == "switch":
+        step = sft_phases(sft_run).recommended_step
+        return [step if step in saved else max(saved)]
+    steps = list(wanted) if isinstance(wanted, tuple) else [wanted]
+    missing = [s for s in steps if s not in saved]
+    if missing:
+        raise RetuInputError(f"{field_name}: no checkpoint at SFT step {missing[0]} in {sft_run} "
+                             f"(saved: {', '.join(map(str, saved))})")
+    return steps
+
+
 def _branch_points(pcfg: PipelineCfg, sft_run: Path) -> list[tuple[str, str]]:
     """(model path, branch name) of the RL runs that start from this SFT run's checkpoints."""
     from retu.engine.checkpoints import checkpoint_dir, list_checkpoints, step_of
 
-    available = [step_of(p) for p in list_checkpoints(sft_run)]
     if pcfg.branches == "auto":
-        steps = choose_branches(sft_phases(sft_run), available)
-    elif pcfg.branches == "switch":
-        step = sft_phases(sft_run).recommended_step
-        steps = [step if step in available else max(available)]
+        steps = choose_branches(sft_phases(sft_run), [step_of(p) for p in list_checkpoints(sft_run)])
     else:
-        missing = [s for s in pcfg.branches if s not in available]
-        if missing:
-            raise RetuInputError(f"branches: no checkpoint at SFT step {missing[0]} in {sft_run} "
-                                 f"(saved: {', '.join(map(str, available))})")
-        steps = list(pcfg.branches)
+        steps = pick_steps(sft_run, pcfg.branches, "branches")
     return [(str(checkpoint_dir(sft_run, s)), f"{sft_run.name}-step{s}") for s in steps]
 
 
@@ -221,17 +244,12 @@ def run_pipeline(pcfg: PipelineCfg, *, echo=print) -> Path:
     sft_cfgs = [sft_config(pcfg, ds) for ds in pcfg.datasets]  # every stage config is checked up front
     rl_config(pcfg, sft_cfgs[0].model.name_or_path, "base")
     for cfg in sft_cfgs:
-        echo(f"[pipeline] SFT {cfg.log.run_dir}" + (" (done)" if is_done(cfg.log.run_dir) else ""))
-        if not is_done(cfg.log.run_dir):
-            run_sft(cfg)
+        run_stage(cfg, run_sft, echo, f"[pipeline] SFT {cfg.log.run_dir}")
     branches = [(sft_cfgs[0].model.name_or_path, "base")] if pcfg.include_base else []
     for cfg in sft_cfgs:
         branches += _branch_points(pcfg, Path(cfg.log.run_dir))
     for model, name in branches:
-        cfg = rl_config(pcfg, model, name)
-        echo(f"[pipeline] RL {name} from {model}" + (" (done)" if is_done(cfg.log.run_dir) else ""))
-        if not is_done(cfg.log.run_dir):
-            run_rl(cfg)
+        run_stage(rl_config(pcfg, model, name), run_rl, echo, f"[pipeline] RL {name} from {model}")
     report = build_report([root])
     extra = paradigm_summary(report, [Path(c.log.run_dir) for c in sft_cfgs], root / "rl")
     return write_report(report, root / "report", extra)
