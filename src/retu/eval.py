@@ -103,6 +103,55 @@ def evaluate(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 12
     return _aggregate(rows, completions, [r.score for r in results], samples)
 
 
+def evaluate_distributed(model, tokenizer, rows: Sequence[dict], **kwargs) -> EvalResult:
+    """`evaluate` with the problems shared out over the processes of a distributed run.
+
+    Each process answers `shard_indices` of the rows (equal counts, so sharded models generate in
+    step), the answers are gathered, and every process returns the result over all rows. Without a
+    process group this is `evaluate`.
+
+    Args:
+        rows, **kwargs: as `evaluate`.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return evaluate(model, tokenizer, rows, **kwargs)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    mine, pad = shard_indices(len(rows), world, rank)
+    part = evaluate(model, tokenizer, [rows[i] for i in mine + [0] * pad], **kwargs)
+    answers = [(r["completions"], r["scores"]) for r in part.records[: len(mine)]]
+    shards: list = [None] * world
+    dist.all_gather_object(shards, (mine, answers))
+    return merge_shards(rows, shards, kwargs.get("samples", 1))
+
+
+def shard_indices(count: int, world: int, rank: int) -> tuple[list[int], int]:
+    """Rows `rank, rank + world, ...` of `count`, and how many filler rows bring every process to the
+    same number (they are answered and dropped).
+
+    >>> shard_indices(5, 2, 0), shard_indices(5, 2, 1)
+    (([0, 2, 4], 0), ([1, 3], 1))
+    """
+    mine = list(range(rank, count, world))
+    return mine, (-(-count // world) - len(mine)) if count else 0
+
+
+def merge_shards(rows: Sequence[dict], shards: Sequence[tuple[list[int], list[tuple[list, list]]]],
+                 samples: int) -> EvalResult:
+    """The result over all `rows` from each process's (row indices, [(completions, scores)]).
+
+    Raises:
+        ValueError: The shards do not cover every row exactly once.
+    """
+    answers: dict[int, tuple[list, list]] = {}
+    for indices, part in shards:
+        answers.update(zip(indices, part))
+    if sorted(answers) != list(range(len(rows))):
+        raise ValueError(f"evaluation shards cover {len(answers)} of {len(rows)} rows")
+    ordered = [answers[i] for i in range(len(rows))]
+    return _aggregate(rows, [c for c, _ in ordered], [x for _, scores in ordered for x in scores], samples)
+
+
 def _aggregate(rows, completions, flat_scores, samples: int) -> EvalResult:
     """Per-problem mean score over samples, then per-group and size-weighted overall pass@1 (%)."""
     records, totals, sizes = [], {}, {}

@@ -22,7 +22,7 @@ def sft_nll(inp: LossInputs) -> TermOutput:
         inp: Reads `logprobs` [B, T] and `mask` [B, T].
 
     Returns:
-        TermOutput with per_token [B, T] = -logprobs on valid tokens, and loss/nll (its token mean).
+        TermOutput with per_token [B, T] = -logprobs on valid tokens, and policy/nll (its token mean).
 
     Reference: spec/ALGORITHMS.md section 2.
     Differs from paper:
@@ -35,4 +35,4 @@ def sft_nll(inp: LossInputs) -> TermOutput:
     tensor([[1., 0.]])
     """
     per_token = apply_mask(-inp.logprobs, inp.mask)  # [B, T]; +0 (not -0) on padding
-    return TermOutput(per_token=per_token, metrics={"loss/nll": compute_metric_mean(per_token, inp.mask)})
+    return TermOutput(per_token=per_token, metrics={"policy/nll": compute_metric_mean(per_token, inp.mask)})

@@ -125,7 +125,9 @@ class LossOutput:
         per_token: [B, T]. Each token's share of `loss` (raw term times aggregation weight), so
             `per_token.sum() == loss`; exactly 0 where `mask` is False.
         loss: Scalar tensor to minimise, with gradient.
-        metrics: Detached scalar tensors named `group/name`; NaN marks a missing value.
+        metrics: Detached scalar tensors named `group/name`; NaN marks a missing value. A
+            `loss/<part>` metric is that part's share of `loss` (shares add up over micro-batches
+            and processes); every other metric is a mean.
     """
 
     per_token: Tensor

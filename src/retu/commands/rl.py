@@ -31,6 +31,7 @@ def rl(
     from retu.engine.callbacks import TrainingDiverged
     from retu.engine.rl import run_rl
     from retu.engine.rollout import RolloutExhaustedError
+    from retu.engine.run import is_main_process
 
     # Checkpoint writing shows a bar of its own; the training bar is enough.
     datasets.disable_progress_bars()
@@ -40,6 +41,8 @@ def rl(
     except (RolloutExhaustedError, TrainingDiverged) as exc:  # a stop the run recorded: one line, exit 1
         typer.echo(f"retu: error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if not is_main_process():
+        return
     overall = result.eval_metrics.get("eval/overall")
     score = "" if overall is None else f", eval/overall {overall:.1f}%"
     typer.echo(f"{result.run_dir}: step {result.step}{score}")

@@ -26,16 +26,19 @@ def sft(
     import transformers
 
     from retu.engine.callbacks import TrainingDiverged
+    from retu.engine.run import is_main_process
     from retu.engine.sft import run_sft, sft_summary
 
     # Tokenizing and checkpoint writing take a second each; one bar (training) is enough.
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     try:
-        ctx = run_sft(cfg, progress=progress)
+        ctx = run_sft(cfg, progress=progress and is_main_process())
     except TrainingDiverged as exc:
         typer.echo(f"retu: error: {exc}", err=True)
         sys.exit(1)
+    if not is_main_process():  # the main process reports (the others may read before it writes)
+        return
     end = ctx.logger.records()[-1]
     summary = sft_summary(ctx)
     typer.echo(f"{ctx.run_dir}: {end['step']} steps, {end['tokens']:.4g} tokens, {end['flops']:.4g} FLOPs; "

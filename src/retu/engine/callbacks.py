@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from retu.config import RunCfg
-from retu.eval import evaluate
+from retu.eval import evaluate_distributed
 from retu.flops import load_shape, training_flops
 from retu.metrics import JsonlLogger
 from retu.phases import is_saturated, online_phase
@@ -223,8 +223,9 @@ class SftRecorder(TrainerCallback):
         stop = phase is not None and phase["saturated"] and self.cfg.sft.stop_on_saturation and not last
         if (accuracy or stop) and self.evaluator.eval_rows:
             e = self.cfg.eval
-            result = evaluate(model, self.evaluator.tokenizer, self.evaluator.eval_rows, max_new_tokens=e.max_new_tokens,
-                              temperature=e.temperature, samples=e.samples, batch_size=e.batch_size)
+            result = evaluate_distributed(model, self.evaluator.tokenizer, self.evaluator.eval_rows,
+                                          max_new_tokens=e.max_new_tokens, temperature=e.temperature,
+                                          samples=e.samples, batch_size=e.batch_size)
             metrics.update(result.metrics())
         self._log("eval", step=step, tokens=tokens, flops=flops, metrics=metrics)
         if phase is not None:

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from retu.errors import RetuInputError
 
@@ -129,24 +129,6 @@ def finalize_checkpoint(source: str | os.PathLike, run_dir: str | os.PathLike, s
     finally:
         os.close(dir_fd)
     return target
-
-
-def save_checkpoint(trainer: Trainer, run_dir: str | os.PathLike, step: int, state: dict) -> Path:
-    """Save `trainer` completely now, as checkpoint `step-N` (normally `CheckpointCallback` does this).
-
-    The Trainer's own `_save_checkpoint` writes weights, tokenizer, optimizer, scheduler, RNG and
-    trainer state into the staging directory; `finalize_checkpoint` completes it.
-
-    Args:
-        trainer: any HF Trainer whose `args.output_dir` is `staging_dir(run_dir)`.
-        step: must equal `trainer.state.global_step` (the Trainer names its folder by it).
-    """
-    if step != trainer.state.global_step:
-        raise ValueError(f"save_checkpoint: step {step} != trainer.state.global_step {trainer.state.global_step}")
-    source = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-    if not source.is_dir():
-        trainer._save_checkpoint(trainer.model, trial=None)  # HF's complete save (transformers 5.24)
-    return finalize_checkpoint(source, run_dir, step, state)
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:

@@ -30,7 +30,11 @@ Deviations from the reference (verl) implementation:
    `filter_overlong_prompts`), not truncated.
 4. FLOPs leave out the extra forward that recomputes log pi_old when a batch serves several updates
    (as the paper does; spec section 10, item 4).
-5. One process only; groups and dynamic sampling are not sharded across ranks yet.
+
+Distributed (`accelerate launch -m retu rl ...`): `optim.batch_size` and `rollout.gen_batch` are
+global and split over the processes (each must divide by their number); every process generates its
+share of each round, the accumulator runs on the gathered groups (`rl_trainer`), the evaluations are
+shared out too (`retu.eval.evaluate_distributed`), and only the main process writes the run directory.
 
 Launch:
     retu rl configs/tiny/rl_dapo_dc.yaml model.name_or_path=runs/sft/checkpoints/step-1000
@@ -57,9 +61,7 @@ from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
 from retu.engine.checkpoints import (
     CheckpointCallback,
-    latest_checkpoint,
     read_state,
-    save_checkpoint,
     staging_dir,
     step_of,
 )
@@ -67,9 +69,9 @@ from retu.engine.datasets import load_problem_sets
 from retu.engine.models import load_model, lora_config
 from retu.engine.rl_trainer import RetuGRPOTrainer
 from retu.engine.rollout import ComputeLedger, resolve_engine, resolve_settings
-from retu.engine.run import RunContext, end_run, seed_everything, start_run
+from retu.engine.run import RunContext, end_run, is_main_process, seed_everything, start_run, world_size
 from retu.errors import RetuInputError, warn
-from retu.eval import evaluate
+from retu.eval import evaluate_distributed
 from retu.flops import EFLOP, load_shape
 from retu.metrics import JsonlLogger
 from retu.rewards import check_gold
@@ -128,9 +130,9 @@ def run_rl(cfg: RunCfg) -> RLResult:
 
     # 2. Start (or resume) the run directory; the step-0 evaluation is the branch point P_start.
     ctx = start_run(cfg, curve=describe_branch(cfg.model.name_or_path))
-    if n_overlong:
+    if n_overlong and is_main_process():
         ctx.logger.log("event", step=ctx.resume_step, event="prompts_dropped_overlong", count=n_overlong)
-    if expert is not None:
+    if expert is not None and is_main_process():
         ctx.logger.log("event", step=ctx.resume_step, event="expert_data", **expert.to_dict())
     if ctx.resume_state.get("done"):
         return _finish(ctx, None, ctx.resume_step, {})
@@ -143,21 +145,19 @@ def run_rl(cfg: RunCfg) -> RLResult:
         skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
         train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
-                   RichProgress("rl")])
+                   *([RichProgress("rl")] if is_main_process() else [])])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
 
     # 3. Train; a final checkpoint marks the run done.
-    step = train_to_end(trainer, ctx, ledger, state_fn)
+    step = train_to_end(trainer, ctx, ledger)
     return _finish(ctx, ledger, step, recorder.last_eval)
 
 
-def train_to_end(trainer: RetuGRPOTrainer, ctx: RunContext, ledger: ComputeLedger, state_fn) -> int:
-    """Run (or resume) the Trainer, save the last step, and write run_end on failure; return the step."""
+def train_to_end(trainer: RetuGRPOTrainer, ctx: RunContext, ledger: ComputeLedger) -> int:
+    """Run (or resume) the Trainer (`RLRecorder` makes it save the last step) and write run_end on
+    failure; return the step."""
     try:
         trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-        last = latest_checkpoint(ctx.run_dir)
-        if last is None or step_of(last) != trainer.state.global_step:
-            save_checkpoint(trainer, ctx.run_dir, trainer.state.global_step, state_fn(trainer.state, None))
     except KeyboardInterrupt:
         end_run(ctx, "interrupted", step=trainer.state.global_step, **ledger.to_dict())
         raise
@@ -234,11 +234,12 @@ def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
         "vllm_gpu_memory_utilization": r.vllm_gpu_memory,
         **({"vllm_server_base_url": r.vllm_server_url} if r.vllm_server_url else {})}
     rows = cfg.optim.batch_size * cfg.rollout.group_size
+    world = check_split(cfg)
     gpu = torch.cuda.is_available()  # mixed precision on GPU only (as retu sft); the CPU runs float32
     save_steps = cfg.log.save_every or cfg.eval.every
     try:
         args = GRPOConfig(
-            output_dir=str(staging_dir(cfg.log.run_dir)), per_device_train_batch_size=rows // cfg.optim.grad_accum,
+            output_dir=str(staging_dir(cfg.log.run_dir)), per_device_train_batch_size=rows // (cfg.optim.grad_accum * world),
             gradient_accumulation_steps=cfg.optim.grad_accum, num_generations=cfg.rollout.group_size,
             num_iterations=cfg.rollout.updates_per_batch, max_completion_length=cfg.data.max_response_len,
             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, beta=0.0,
@@ -248,13 +249,28 @@ def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
             max_steps=cfg.optim.max_steps, seed=cfg.seed, logging_steps=cfg.log.log_every,
             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, report_to="none",
             bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
-            activation_checkpointing=False,
+            use_cpu=not gpu, ddp_find_unused_parameters=False, activation_checkpointing=False,
             disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True, **vllm)
     except ValueError as exc:
         raise RetuInputError(f"TRL rejected the RL settings: {exc}") from None
-    if args.world_size > 1:  # groups and DAPO's accumulator are not sharded across ranks yet
-        raise RetuInputError(f"retu rl runs in one process; launched with {args.world_size}")
     return args
+
+
+def check_split(cfg: RunCfg) -> int:
+    """The number of processes, once the batch splits into whole groups per process and micro-batch.
+
+    Raises:
+        RetuInputError: `optim.batch_size` or `rollout.gen_batch` does not divide by the processes, or
+            a process's rows do not divide by `optim.grad_accum`.
+    """
+    world, o, r = world_size(), cfg.optim, cfg.rollout
+    if o.batch_size % world or (r.gen_batch or 0) % world:
+        raise RetuInputError(f"optim.batch_size ({o.batch_size}) and rollout.gen_batch ({r.gen_batch}) must divide "
+                             f"by the {world} processes (each process takes whole prompt groups)")
+    if (o.batch_size * r.group_size // world) % o.grad_accum:
+        raise RetuInputError(f"a process's {o.batch_size * r.group_size // world} rows (optim.batch_size x "
+                             f"rollout.group_size / {world} processes) must divide by optim.grad_accum ({o.grad_accum})")
+    return world
 
 
 def describe_branch(name_or_path: str) -> dict:
@@ -284,6 +300,7 @@ class RLRecorder(TrainerCallback):
 
     def __init__(self, cfg: RunCfg, ctx: RunContext, ledger: ComputeLedger, eval_rows: list[dict],
                  tokenizer: PreTrainedTokenizerBase):
+        self.write = is_main_process()  # every process evaluates its share; the main one writes
         self.cfg, self.logger, self.ledger = cfg, ctx.logger, ledger
         self.eval_rows, self.tokenizer = eval_rows, tokenizer
         self.resume_step = ctx.resume_step
@@ -305,6 +322,8 @@ class RLRecorder(TrainerCallback):
         last = step >= state.max_steps
         if last or (every and step % every == 0):
             self._evaluate(model, step)
+        if last:
+            control.should_save = True  # the final checkpoint marks the run done
         if last or (args.save_strategy == "steps" and step % args.save_steps == 0):
             control.should_log = True  # the checkpoint's step must have its train record
 
@@ -317,7 +336,8 @@ class RLRecorder(TrainerCallback):
         metrics["optim/grad_norm"] = logs.get("grad_norm")
         metrics["perf/step_s"] = sum(self._step_times) / max(len(self._step_times), 1)
         self._step_times.clear()
-        write_record(self.logger, "train", step, self.ledger, metrics)
+        if self.write:
+            write_record(self.logger, "train", step, self.ledger, metrics)
         self.last_train_step = step
         grad_norm = metrics["optim/grad_norm"]
         skipping = self.cfg.optim.skip_grad_norm > 0  # then a non-finite norm skipped its update
@@ -327,11 +347,12 @@ class RLRecorder(TrainerCallback):
     def _evaluate(self, model, step: int) -> None:
         start = time.perf_counter()
         e = self.cfg.eval
-        result = evaluate(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
-                          temperature=e.temperature, samples=e.samples, batch_size=e.batch_size)
+        result = evaluate_distributed(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
+                                      temperature=e.temperature, samples=e.samples, batch_size=e.batch_size)
         self.last_eval = result.metrics()
-        write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,
-                                                               "perf/eval_s": time.perf_counter() - start})
+        if self.write:
+            write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,
+                                                                   "perf/eval_s": time.perf_counter() - start})
 
 
 def write_record(logger: JsonlLogger, kind: str, step: int, ledger: ComputeLedger, metrics: dict) -> None:

@@ -20,9 +20,16 @@ branches on an algorithm name. Metrics go into TRL's `_metrics["train"]`, which 
 logging window and hands to the callbacks' `on_log`; cumulative tokens and FLOPs go into a
 `ComputeLedger`.
 
-Differs from TRL: one process only (groups and the DAPO accumulator live in one process); prompts
-longer than the prompt limit are filtered before training by the recipe (verl's
-`filter_overlong_prompts`), not truncated.
+Distributed runs (`accelerate launch`): each process generates and scores its block of every
+generation round's prompts (`rollout.rank_block`), the round's groups are gathered to every process,
+and every process runs the same DAPO accumulator on the gathered groups, so the batch is the one a
+single process would build from those groups; each process then trains on its block of the batch's
+groups. Advantages and the step-wide normalisers are computed over the whole batch, and the loss is
+multiplied by the number of processes, because data parallelism averages the gradients over them.
+Tokens, FLOPs and metrics are summed (or averaged) over processes per micro-batch.
+
+Differs from TRL: prompts longer than the prompt limit are filtered before training by the recipe
+(verl's `filter_overlong_prompts`), not truncated.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from retu.engine.rollout import (
     count_padding_rows,
     draw_prompt_indices,
     make_group,
+    rank_block,
 )
 from retu.flops import ModelShape
 from retu.rewards import score_completions
@@ -96,27 +104,46 @@ class RetuGRPOTrainer(GRPOTrainer):
             normalisers as 0-dim tensors (TRL's split keeps those whole).
         """
         s = self.settings
-        rows = inputs[:: s.group_size]  # one row per prompt
-        rows += self._draw_rows(s.gen_batch - len(rows), round_idx=0)
+        rows = inputs[:: s.group_size]  # one row per prompt (this process's share of the sampler's)
+        rows += self._draw_rows(s.gen_batch - s.batch_prompts, round_idx=0)
         acc = GroupAccumulator(target=s.batch_prompts, filter_groups=s.filter_groups,
                                max_rounds=s.max_rounds, on_exhausted=s.on_exhausted)
         stats: dict[str, list[float]] = defaultdict(list)
         while True:
-            acc.add_round(self._sample_groups(rows, stats))
+            acc.add_round(self._sample_round(rows, stats))
             if not acc.needs_more():
                 break
             rows = self._draw_rows(s.gen_batch, round_idx=acc.rounds)
-        batch = acc.finish()
+        batch = acc.finish()  # the same on every process
         self.ledger.add(flops=compute_generation_flops(self.shape, batch.gen_lens))
         return self._to_model_inputs(batch, stats)
 
     def _draw_rows(self, count: int, round_idx: int) -> list[dict]:
-        """Prompts of an extra generation round (DAPO), drawn by a pure function of (seed, step, round)."""
+        """This process's block of an extra round's prompts (DAPO), drawn by a pure function of
+        (seed, step, round), so every process draws the same round."""
         if count <= 0:
             return []
         indices = draw_prompt_indices(count, len(self.train_dataset), seed=self.settings.seed,
                                       step=self.state.global_step, round_idx=round_idx)
-        return [self.train_dataset[i] for i in indices]
+        block = rank_block(count, self.accelerator.num_processes, self.accelerator.process_index)
+        return [self.train_dataset[i] for i in indices[block]]
+
+    def _sample_round(self, rows: list[dict], stats: dict[str, list[float]]) -> list[Group]:
+        """One generation round: this process's groups, then every process's, in process order."""
+        local: dict[str, list[float]] = defaultdict(list)
+        parts = self._all_gather((self._sample_groups(rows, local), dict(local)))
+        for _, part_stats in parts:
+            for name, values in part_stats.items():
+                stats[name] += values
+        return [g for groups, _ in parts for g in groups]
+
+    def _all_gather(self, obj) -> list:
+        """`obj` from every process, in process order ([obj] in a single process)."""
+        if self.accelerator.num_processes == 1:
+            return [obj]
+        out = [None] * self.accelerator.num_processes
+        torch.distributed.all_gather_object(out, obj)
+        return out
 
     def _sample_groups(self, rows: list[dict], stats: dict[str, list[float]]) -> list[Group]:
         """Generate and reward G - n_expert rollouts per prompt; add expert rows; apply the gate."""
@@ -157,26 +184,31 @@ class RetuGRPOTrainer(GRPOTrainer):
         return self._expert_cache[row["solution"]], row["expert_reward"]
 
     def _to_model_inputs(self, batch: RolloutBatch, stats: dict[str, list[float]]) -> dict:
-        """Pad the batch's rows into tensors, with advantages, old log-probs and step-wide counts."""
+        """This process's rows of the batch as padded tensors, with advantages and old log-probs, and
+        the step-wide counts over the whole batch (every process holds all of it)."""
         rows = [(g.prompt_ids, c, r, d, i) for i, g in enumerate(batch.groups)
                 for c, r, d in zip(g.completions, g.rewards, g.is_demo)]
         prompts, completions, rewards, is_demo, group_ids = (list(x) for x in zip(*rows))
         adv = self.algorithm.advantage(torch.tensor(rewards), torch.tensor(group_ids))
-        advantages = adv.advantages.float()  # [B]
-        n_pad = count_padding_rows(len(rows), self.args.steps_per_generation)
-        # Padding rows repeat row 0 with an empty completion mask: they add nothing to any loss.
-        keep = [1] * len(rows) + [0] * n_pad
-        prompts, completions = prompts + [prompts[0]] * n_pad, completions + [completions[0]] * n_pad
+        advantages = adv.advantages.float().tolist()  # [B], over the whole batch
+        block = rank_block(len(batch.groups), self.accelerator.num_processes, self.accelerator.process_index)
+        mine = [j for j, g in enumerate(group_ids) if block.start <= g < block.stop]
+        # Padding rows repeat row 0 with an empty completion mask: they add nothing to any loss. A
+        # process whose block is empty (a partial batch of fewer groups than processes) trains on them only.
+        n_pad = count_padding_rows(len(mine), self.args.steps_per_generation) or (0 if mine else
+                                                                                    self.args.steps_per_generation)
+        pick = mine + [0] * n_pad
+        keep = [1] * len(mine) + [0] * n_pad
         device = self.accelerator.device
-        out = self._pad_tokens(prompts, completions, keep)
-        out["advantages"] = torch.cat([advantages, advantages.new_zeros(n_pad)]).to(device)
-        out["rewards"] = torch.tensor(rewards + [0.0] * n_pad, device=device)
-        out["is_demo"] = torch.tensor(is_demo + [False] * n_pad, device=device)
+        out = self._pad_tokens([prompts[j] for j in pick], [completions[j] for j in pick], keep)
+        out["advantages"] = torch.tensor([advantages[j] * k for j, k in zip(pick, keep)], device=device)
+        out["rewards"] = torch.tensor([rewards[j] * k for j, k in zip(pick, keep)], device=device)
+        out["is_demo"] = torch.tensor([is_demo[j] and bool(k) for j, k in zip(pick, keep)], device=device)
         out["old_per_token_logps"] = self._old_logprobs(out)
-        mask = out["completion_mask"].bool()  # [B, T]
-        out["total_tokens"] = mask.sum().float()
-        out["total_demo_tokens"] = (mask & out["is_demo"][:, None]).sum().float()
-        out["total_seqs"] = mask.any(-1).sum().float()
+        lens = [len(c) for c in completions]
+        out["total_tokens"] = torch.tensor(float(sum(lens)), device=device)
+        out["total_demo_tokens"] = torch.tensor(float(sum(n for n, d in zip(lens, is_demo) if d)), device=device)
+        out["total_seqs"] = torch.tensor(float(sum(n > 0 for n in lens)), device=device)
         self._rollout_metrics = _rollout_metrics(batch, stats, adv.metrics)
         return out
 
@@ -250,24 +282,27 @@ class RetuGRPOTrainer(GRPOTrainer):
         if not torch.isfinite(out.loss):
             raise TrainingDiverged(f"non-finite loss {out.loss.item()} at step {self.state.global_step + 1}; "
                                      "the last checkpoint is still usable")
-        self._account_training(inputs)
-        self._push_metrics(out)
-        return out.loss
+        self._record_micro_batch(inputs, out)
+        # Data parallelism averages gradients over processes; each process's loss is its share of the
+        # whole batch's (global normalisers), so the sum over processes needs this factor.
+        return out.loss * self.accelerator.num_processes
 
-    def _account_training(self, inputs: dict) -> None:
-        """Add 3 forwards over this micro-batch's real rows (prompt + completion) to the ledger."""
+    def _record_micro_batch(self, inputs: dict, out: LossOutput) -> None:
+        """Add the micro-batch's training work (3 forwards over its real rows, prompt + completion) to
+        the ledger and queue its metrics, both over every process; TRL averages each metric over the
+        logging window."""
         completion_len = inputs["completion_mask"].sum(-1)  # [B]
         seq_lens = (inputs["prompt_mask"].sum(-1) + completion_len)[completion_len > 0].tolist()
-        self.ledger.add(tokens=float(sum(seq_lens)), flops=compute_training_flops(self.shape, seq_lens))
-
-    def _push_metrics(self, out: LossOutput) -> None:
-        """Queue this micro-batch's metrics; TRL averages each over the logging window."""
+        local = (float(sum(seq_lens)), compute_training_flops(self.shape, seq_lens), out.loss.detach().item(),
+                 {name: value.item() for name, value in out.metrics.items()})
+        parts = self._all_gather(local)
+        self.ledger.add(tokens=sum(p[0] for p in parts), flops=sum(p[1] for p in parts))
         sink = self._metrics["train"]
         # Each micro-batch's loss is its share of the step's loss (global normalisers), so the
         # window mean times the micro-batches per step is the mean step loss.
-        sink["loss/total"].append(out.loss.detach().item() * self.args.gradient_accumulation_steps)
-        for name, value in out.metrics.items():
-            sink[name].append(value.item())
+        sink["loss/total"].append(sum(p[2] for p in parts) * self.args.gradient_accumulation_steps)
+        for name, value in combine_metrics([p[3] for p in parts]).items():
+            sink[name].append(value)
         for name, value in self._rollout_metrics.items():
             sink[name].append(value)
 
@@ -280,6 +315,24 @@ def math_verify_reward(completions: list, answer: list[str], **kwargs) -> list[f
     """
     texts = [c[-1]["content"] for c in completions]
     return [r.score or 0.0 for r in score_completions(texts, answer, timeout_s=REWARD_TIMEOUT_S)]
+
+
+def combine_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
+    """One micro-batch's loss metrics from every process: `loss/<part>` shares add up, other metrics
+    are the mean of the finite values (NaN when none is finite).
+
+    >>> combine_metrics([{"loss/pg": 0.5, "policy/ratio_mean": 1.0}, {"loss/pg": 0.25, "policy/ratio_mean": float("nan")}])
+    {'loss/pg': 0.75, 'policy/ratio_mean': 1.0}
+    """
+    out = {}
+    for name in parts[0]:
+        values = [p[name] for p in parts]
+        finite = [v for v in values if math.isfinite(v)]
+        if name.startswith("loss/"):
+            out[name] = sum(values)
+        else:
+            out[name] = sum(finite) / len(finite) if finite else math.nan
+    return out
 
 
 def _rollout_metrics(batch: RolloutBatch, stats: dict[str, list[float]], adv_metrics: dict) -> dict[str, float]:

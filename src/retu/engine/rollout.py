@@ -12,6 +12,7 @@ rows form the training batch is made here, on plain data, so it is tested withou
                         error or a partial batch, as configured
     draw_prompt_indices the prompts of an extra generation round, a pure function of (seed, step,
                         round), so a resumed run draws the same prompts without saved sampler state
+    rank_block          the share of a round's prompts, or of a batch's groups, of one process
     ComputeLedger       cumulative tokens and FLOPs (paper App. C: generation 1F per generated
                         sequence, training 3F per trained sequence, per-sequence S_i^2 attention)
 
@@ -361,6 +362,18 @@ def draw_prompt_indices(count: int, pool_size: int, *, seed: int, step: int, rou
     while len(out) < count:  # more prompts than the pool: whole permutations, then a partial one
         out += rng.sample(range(pool_size), min(pool_size, count - len(out)))
     return out
+
+
+def rank_block(count: int, world: int, rank: int) -> slice:
+    """The contiguous share of `count` items that process `rank` of `world` takes; shares differ by at most 1.
+
+    Each process of a distributed run generates its block of a round's prompts and trains on its
+    block of the batch's groups (every process holds the whole batch after the gather).
+
+    >>> [rank_block(5, 2, r) for r in range(2)]
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    return slice(rank * count // world, (rank + 1) * count // world)
 
 
 def count_padding_rows(rows: int, multiple: int) -> int:

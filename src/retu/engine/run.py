@@ -61,6 +61,11 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def world_size() -> int:
+    """Processes of a distributed launch (torchrun and accelerate set WORLD_SIZE), 1 otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU)."""
     random.seed(seed)

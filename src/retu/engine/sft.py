@@ -29,7 +29,6 @@ Launch:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -41,7 +40,15 @@ from retu.engine.callbacks import ComputeCounter, Evaluator, RichProgress, SftRe
 from retu.engine.checkpoints import CheckpointCallback, staging_dir
 from retu.engine.datasets import ProblemSets, has_generation_markers, load_problem_sets, sft_dataset
 from retu.engine.models import load_model, lora_config
-from retu.engine.run import RunContext, check_run_dir, end_run, is_main_process, seed_everything, start_run
+from retu.engine.run import (
+    RunContext,
+    check_run_dir,
+    end_run,
+    is_main_process,
+    seed_everything,
+    start_run,
+    world_size,
+)
 from retu.errors import RetuInputError
 from retu.metrics import read_series
 from retu.phases import detect_phases
@@ -60,7 +67,7 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
         raise RetuInputError(f"kind is '{cfg.kind}'; retu sft needs kind: sft")
     if cfg.sft.val_every < 1 or cfg.log.log_every < 1 or cfg.log.save_every < 0:
         raise RetuInputError("sft.val_every and log.log_every must be >= 1 and log.save_every >= 0")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if cfg.optim.batch_size % (cfg.optim.grad_accum * world):
         raise RetuInputError(f"optim.batch_size ({cfg.optim.batch_size}) must be divisible by optim.grad_accum x "
                              f"processes ({cfg.optim.grad_accum} x {world})")
@@ -75,14 +82,15 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
 def sft_args(cfg: RunCfg, run_dir, *, assistant_only: bool = True) -> SFTConfig:
     """The SFTTrainer configuration of a run (checkpoints staged under the run directory)."""
     o, gpu = cfg.optim, torch.cuda.is_available()
-    micro_batch = o.batch_size // (o.grad_accum * int(os.environ.get("WORLD_SIZE", "1")))
+    micro_batch = o.batch_size // (o.grad_accum * world_size())
     return SFTConfig(
         output_dir=str(staging_dir(run_dir)), seed=cfg.seed, data_seed=cfg.seed,
         max_steps=o.max_steps, per_device_train_batch_size=micro_batch, gradient_accumulation_steps=o.grad_accum,
         learning_rate=o.lr, lr_scheduler_type=SCHEDULES[o.schedule], warmup_steps=o.warmup_ratio,
         adam_beta1=o.beta1, adam_beta2=o.beta2, weight_decay=o.weight_decay, max_grad_norm=o.grad_clip,
         bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
-        activation_checkpointing=gpu, dataloader_pin_memory=gpu,
+        activation_checkpointing=gpu, dataloader_pin_memory=gpu, use_cpu=not gpu,  # CPU processes: gloo
+        ddp_find_unused_parameters=False,
         # Loss on the assistant turn only (the response and its end-of-turn token).
         assistant_only_loss=assistant_only, max_length=cfg.data.max_prompt_len + cfg.data.max_response_len,
         packing=False, padding_free=False,

@@ -76,6 +76,11 @@ def test_launch_commands_parse_and_their_configs_load(line):
         # The paper's global batch of 512 sequences, micro-batch 4 per GPU, on any GPU count.
         assert cfg.optim.batch_size == 512 and cfg.optim.batch_size % (cfg.optim.grad_accum * processes) == 0
         assert cfg.optim.batch_size // (cfg.optim.grad_accum * processes) == 4
+    else:
+        # Whole prompt groups and generation rounds per process, micro-batches of the one-GPU recipe's 8 rows.
+        o, r = cfg.optim, cfg.rollout
+        assert o.batch_size % processes == 0 and r.gen_batch % processes == 0
+        assert o.batch_size * r.group_size // processes // o.grad_accum == 8
 
 
 @pytest.mark.parametrize("line", _commands("retu "))

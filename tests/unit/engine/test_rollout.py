@@ -229,3 +229,47 @@ def test_vllm_engines_reach_trls_config():
     assert (server.vllm_mode, server.vllm_server_base_url) == ("server", "http://h:9000")
     with pytest.raises(RetuInputError, match="rollout.engine must be auto, hf, vllm or vllm_server"):
         load_config(None, ["rollout.engine=sglang"])
+
+
+@pytest.mark.parametrize("world, overrides, match", [
+    (3, ["optim.batch_size=4"], r"optim.batch_size \(4\) and rollout.gen_batch \(None\) must divide by the 3 processes"),
+    (2, ["optim.batch_size=4", "rollout.gen_batch=5"], r"rollout.gen_batch \(5\) must divide by the 2 processes"),
+    (2, ["optim.batch_size=4", "rollout.group_size=1", "optim.grad_accum=4"],
+     r"a process's 2 rows .* must divide by optim.grad_accum \(4\)"),
+])
+def test_distributed_batch_split_refusals(monkeypatch, world, overrides, match):
+    from retu.config import load_config
+    from retu.engine.rl import check_split
+
+    cfg = load_config(None, ["kind=rl", "log.run_dir=/nonexistent/run", *overrides])
+    assert check_split(cfg) == 1  # one process: any batch splits
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    with pytest.raises(RetuInputError, match=match):
+        check_split(cfg)
+
+
+def test_distributed_split_accepts_whole_groups_per_process(monkeypatch):
+    from retu.config import load_config
+    from retu.engine.rl import check_split
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    cfg = load_config(None, ["kind=rl", "optim.batch_size=8", "rollout.gen_batch=16", "optim.grad_accum=2",
+                             "log.run_dir=/nonexistent/run"])
+    assert check_split(cfg) == 4  # 2 prompts x 8 rows = 16 rows a process, 2 micro-batches of 8
+
+
+def test_rank_blocks_cover_every_item_once():
+    from retu.engine.rollout import rank_block
+
+    for count in range(0, 9):
+        for world in (1, 2, 3, 4):
+            blocks = [list(range(count))[rank_block(count, world, r)] for r in range(world)]
+            assert sum(blocks, []) == list(range(count))
+            assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
+
+
+def test_trainer_doctests():
+    import retu.engine.rl_trainer as rl_trainer
+
+    result = doctest.testmod(rl_trainer)
+    assert result.attempted >= 2 and result.failed == 0

@@ -1,0 +1,93 @@
+"""Two CPU processes (torchrun, gloo) train what one process trains: same batches, same numbers.
+
+UPT with gate G turns every group into its expert row, so the trained tokens do not depend on what
+was sampled: one process and two must log the same tokens, loss and gradient norm at every step
+(the gradient averaged over processes equals the one-process gradient only with the loss scaled as
+`RetuGRPOTrainer.compute_loss` does). DAPO_dc checks the gathered accumulator (whole global batches)
+and the shared-out evaluation against one process on the same model.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rl_setup import EVAL, make_config, warm_model, write_jsonl  # noqa: F401 (warm_model is a fixture)
+
+from retu.metrics import read_records
+
+pytestmark = pytest.mark.integration
+
+
+def launch(kind: str, config: Path, run_dir: Path, processes: int, *overrides: str) -> subprocess.CompletedProcess:
+    """`retu <kind>` in one process, or under torchrun in `processes` CPU processes."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    cmd = [*(launcher if processes > 1 else [sys.executable]), "-m", "retu", kind, str(config),
+           f"log.run_dir={run_dir}", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    return [r for r in read_records(run_dir / "metrics.jsonl") if r["kind"] == kind]
+
+
+def test_two_processes_train_the_one_process_batches(tmp_path, warm_model):
+    config = make_config(tmp_path, warm_model, loss={"algo": "upt"}, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 2},
+                         rollout={"group_size": 4, "upt_gate": 4, "updates_per_batch": 1},
+                         eval={"every": 0, "max_new_tokens": 8}, log={"log_every": 1, "save_every": 0})
+    one, two = tmp_path / "one", tmp_path / "two"
+    launch("rl", config, one, 1)
+    out = launch("rl", config, two, 2)
+    assert out.stdout.count(f"{two}: step 2") == 1  # the main process reports, once
+    a, b = records(one, "train"), records(two, "train")
+    assert [r["step"] for r in b] == [1, 2]  # one record per step: only the main process writes
+    for x, y in zip(a, b):
+        assert y["tokens"] == x["tokens"] > 0
+        assert y["metrics"]["policy/upt_sft_frac"] == 1.0 and y["metrics"]["perf/groups_kept"] == 4
+        for key in ("loss/total", "optim/grad_norm"):
+            assert y["metrics"][key] == pytest.approx(x["metrics"][key], rel=1e-5), key
+    assert len(records(two, "run_end")) == 1 and records(two, "run_end")[0]["status"] == "ok"
+    assert sorted(p.name for p in (two / "checkpoints").glob("step-*")) == ["step-2"]
+
+
+def test_dapo_gathers_whole_batches_and_shares_the_evaluation(tmp_path, warm_model):
+    # Five evaluation problems over two processes: shares of 3 and 2 (one filler answer, dropped).
+    five = write_jsonl(tmp_path / "eval5.jsonl", [*EVAL, {"id": "e9", "problem": "Compute 9-2.", "answer": "7"}])
+    config = make_config(tmp_path, warm_model, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 2},
+                         rollout={"group_size": 4, "gen_batch": 6, "max_gen_rounds": 3, "updates_per_batch": 1},
+                         eval={"every": 1, "max_new_tokens": 8}, log={"log_every": 1, "save_every": 1})
+    one, two = tmp_path / "one", tmp_path / "two"
+    launch("rl", config, one, 1, f"data.eval={five}", "optim.max_steps=1")  # for its step-0 evaluation
+    launch("rl", config, two, 2, f"data.eval={five}")
+    train, evals = records(two, "train"), records(two, "eval")
+    assert [r["step"] for r in train] == [1, 2] and [r["step"] for r in evals] == [0, 1, 2]
+    for rec in train:
+        m = rec["metrics"]
+        assert m["perf/groups_kept"] == 4 or m["perf/partial_batch"] == 1.0  # the global target, not a share
+        assert 0.0 < m["reward/mean"] < 1.0 and m["perf/gen_rounds"] >= 1
+    assert train[0]["flops"] > 0 and train[1]["tokens"] > train[0]["tokens"] > 0
+    # Greedy answers of the same model: the shared-out evaluation equals one process's.
+    assert evals[0]["metrics"] == {**records(one, "eval")[0]["metrics"], "perf/eval_s": evals[0]["metrics"]["perf/eval_s"]}
+    assert sorted(p.name for p in (two / "checkpoints").glob("step-*")) == ["step-1", "step-2"]
+
+
+def test_two_process_sft_matches_one_process(tmp_path):
+    overrides = ["model.name_or_path=tiny:1m", "optim.max_steps=4", "optim.batch_size=8", "sft.val_every=2",
+                 "eval.every=4", "eval.max_new_tokens=8", "data.arith_n_train=64", "data.arith_n_val=16",
+                 "data.arith_n_eval=9"]
+    config = Path(__file__).parents[2] / "configs" / "tiny" / "sft.yaml"
+    one, two = tmp_path / "one", tmp_path / "two"
+    launch("sft", config, one, 1, *overrides)
+    launch("sft", config, two, 2, *overrides)
+    for kind in ("train", "eval"):
+        a, b = records(one, kind), records(two, kind)
+        assert [r["step"] for r in a] == [r["step"] for r in b]
+        for x, y in zip(a, b):
+            assert y["tokens"] == x["tokens"] and y["flops"] == pytest.approx(x["flops"])
+            for key, value in x["metrics"].items():
+                if key.startswith(("loss/", "eval/")):
+                    assert y["metrics"][key] == pytest.approx(value, rel=1e-5), key
