@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -53,6 +54,16 @@ def render_prompts(tokenizer, rows: Sequence[dict], system_prompt: str | None = 
                                           add_generation_prompt=True) for r in rows]
 
 
+def check_sampling(temperature: float, samples: int) -> None:
+    """Greedy decoding (temperature 0) gives one completion per prompt.
+
+    Raises:
+        RetuInputError: temperature 0 with samples != 1.
+    """
+    if temperature == 0 and samples != 1:
+        raise RetuInputError("greedy decoding (temperature 0) gives one completion per prompt; use temperature > 0 for samples > 1")
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
              top_p: float = 1.0, samples: int = 1, batch_size: int = 64, progress=None) -> list[list[str]]:
@@ -60,8 +71,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, t
 
     Greedy when temperature is 0 (then samples must be 1). Left padding, stop at the eos token.
     """
-    if temperature == 0 and samples != 1:
-        raise RetuInputError("greedy decoding (temperature 0) gives one completion per prompt; use temperature > 0 for samples > 1")
+    check_sampling(temperature, samples)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
@@ -86,17 +96,21 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, t
 
 def evaluate(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 128, temperature: float = 0.0,
              top_p: float = 1.0, samples: int = 1, batch_size: int = 64, system_prompt: str | None = None,
-             timeout_s: float = 5.0, progress=None) -> EvalResult:
+             timeout_s: float = 5.0, progress=None, generate_fn=None) -> EvalResult:
     """Generate answers for problem rows and score them against `answer` with math-verify.
 
     Args:
         rows: problem rows ({"id", "problem", "answer", ...}); grouped by `group_of`.
         samples: completions per problem; pass@1 is their mean score (avg@k).
         progress: optional callable(n_done) for a progress bar.
+        generate_fn: another engine with `generate`'s keyword arguments after the prompts (e.g.
+            `retu.engine.generators.llm_generate_fn`); default transformers' generate on `model`.
     """
-    completions = generate(model, tokenizer, render_prompts(tokenizer, rows, system_prompt),
-                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, samples=samples,
-                           batch_size=batch_size, progress=progress)
+    check_sampling(temperature, samples)
+    engine = generate_fn or partial(generate, model, tokenizer)
+    completions = engine(render_prompts(tokenizer, rows, system_prompt), max_new_tokens=max_new_tokens,
+                         temperature=temperature, top_p=top_p, samples=samples, batch_size=batch_size,
+                         progress=progress)
     flat_pred = [c for cs in completions for c in cs]
     flat_gold = [r["answer"] for r in rows for _ in range(samples)]
     results = score_completions(flat_pred, flat_gold, timeout_s=timeout_s)

@@ -131,6 +131,8 @@ def difficulty(
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling and of the subset draws."),
     device: str = typer.Option("cpu", "--device", help="Generation device: cpu (float32) or cuda (bfloat16)."),
+    engine: str = typer.Option("hf", "--engine", help="Generation engine: hf (transformers, on --device), vllm "
+                               "(a CUDA GPU with vllm installed; for large pools) or auto."),
 ) -> None:
     """Win rate of every prompt, and Easy (WR = 1), Hard (WR <= 0.25) and Uniform subsets of equal size."""
     import torch
@@ -139,23 +141,24 @@ def difficulty(
     from retu.data.curate import read_prompt_set
     from retu.data.curate_difficulty import check_attempts, compute_win_rates, split_by_difficulty
     from retu.data.io import validate_answers, write_jsonl
-    from retu.engine.models import load_model
+    from retu.engine.generators import choose_engine, open_engine
     from retu.errors import RetuInputError
 
     check_attempts(attempts)
     _check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
     if temperature <= 0:
         raise RetuInputError(f"--temperature must be > 0 (win rates need sampled answers), got {temperature}")
+    engine = choose_engine(engine)
     data = read_prompt_set(input_path)
     validate_answers(data.problems, input_path, line_numbers=data.lines)
-    lm, tokenizer = load_model(model, dtype=torch.float32 if device == "cpu" else torch.bfloat16)
-    lm.to(device)
     torch.manual_seed(seed)
-    with Progress(transient=True) as bar:
+    with open_engine(model, engine, seed=seed, device=device) as (lm, tokenizer, generate_fn), \
+            Progress(transient=True) as bar:
         task = bar.add_task(f"difficulty ({attempts} attempts)", total=len(data.rows))
         win_rates, statuses = compute_win_rates(lm, tokenizer, data.problems, attempts=attempts,
                                                 max_new_tokens=max_new_tokens, temperature=temperature,
-                                                batch_size=batch_size, progress=lambda n: bar.advance(task, n))
+                                                batch_size=batch_size, progress=lambda n: bar.advance(task, n),
+                                                generate_fn=generate_fn)
     scored = [{**row, "win_rate": wr} for row, wr in zip(data.rows, win_rates)]
     splits = split_by_difficulty(win_rates, seed=seed)
     write_jsonl(out / "all.jsonl", scored)

@@ -56,11 +56,15 @@ def evaluate_cmd(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="Tokens generated per answer."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (and the arith task's split seed)."),
+    engine: str = typer.Option("auto", "--engine", help="Generation engine: auto (vLLM on a CUDA machine with vllm "
+                                "installed, else transformers), hf or vllm."),
+    gpu_memory: float = typer.Option(0.9, "--gpu-memory", help="vLLM: share of the GPU's memory it may take."),
     out: Path = typer.Option(None, "--out", help="Write metrics.jsonl and completions.jsonl here."),
     rescore: Path = typer.Option(None, "--rescore", help="Score a saved completions.jsonl again instead of generating."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a model on math benchmarks with the math-verify reward."""
+    from retu.engine.generators import choose_engine
     from retu.errors import RetuInputError
 
     if rescore is not None:
@@ -71,31 +75,31 @@ def evaluate_cmd(
     else:
         if model is None:
             raise RetuInputError("give a MODEL to evaluate (or --rescore FILE)")
-        result = _generate_and_score(model, [b.strip() for b in benchmarks.split(",") if b.strip()], data_dir, limit,
-                                     samples, temperature, top_p, max_new_tokens, batch_size, seed)
+        sets = _load_sets([b.strip() for b in benchmarks.split(",") if b.strip()], data_dir, limit, samples, seed)
+        settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size)
+        result = _generate_and_score(model, sets, settings, seed, choose_engine(engine), gpu_memory)
         if out is not None:
             _write_outputs(out, model, result, {"temperature": temperature, "top_p": top_p, "seed": seed,
                                                 "max_new_tokens": max_new_tokens, "limit": limit})
     typer.echo(json.dumps(result.metrics()) if as_json else result.summary())
 
 
-def _generate_and_score(model_name, names, data_dir, limit, samples, temperature, top_p, max_new_tokens,
-                        batch_size, seed):
+def _generate_and_score(model_name: str, sets: dict, settings: dict, seed: int, engine: str, gpu_memory: float):
+    """Evaluate every set with vLLM or transformers (on the GPU when there is one); the results merged."""
     import torch
     from rich.progress import Progress
 
-    from retu.engine.models import load_model
+    from retu.engine.generators import open_engine
     from retu.eval import evaluate, merge_results
 
-    sets = _load_sets(names, data_dir, limit, samples, seed)
-    model, tokenizer = load_model(model_name)
     torch.manual_seed(seed)
-    results = []
-    with Progress(transient=True) as bar:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with open_engine(model_name, engine, seed=seed, gpu_memory=gpu_memory, device=device) as (model, tokenizer, generate_fn), \
+            Progress(transient=True) as bar:
+        results = []
         for name, (rows, k) in sets.items():
             task = bar.add_task(f"eval {name}", total=len(rows))
-            results.append(evaluate(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                                    top_p=top_p, samples=k, batch_size=batch_size,
+            results.append(evaluate(model, tokenizer, rows, samples=k, generate_fn=generate_fn, **settings,
                                     progress=lambda n, task=task: bar.advance(task, n)))
     return merge_results(results)
 

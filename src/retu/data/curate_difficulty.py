@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from retu.errors import RetuInputError
 
@@ -61,7 +62,8 @@ def aggregate_win_rates(scores: Sequence[float | None], attempts: int) -> list[f
 
 def compute_win_rates(model, tokenizer, problems: Sequence[dict], *, attempts: int, max_new_tokens: int,
                       temperature: float = 1.0, batch_size: int = 16, timeout_s: float = 5.0,
-                      progress: Callable[[int], None] | None = None) -> tuple[list[float | None], dict[str, int]]:
+                      progress: Callable[[int], None] | None = None,
+                      generate_fn=None) -> tuple[list[float | None], dict[str, int]]:
     """Sample `attempts` answers per problem and score them with math-verify.
 
     Args:
@@ -73,6 +75,7 @@ def compute_win_rates(model, tokenizer, problems: Sequence[dict], *, attempts: i
         batch_size: Prompts per generation batch (each expands to `attempts` sequences).
         timeout_s: math-verify time limit per answer; a timeout scores 0.
         progress: Optional callable(n_prompts_done).
+        generate_fn: Another engine (`retu.engine.generators`); default transformers on `model`.
 
     Returns:
         (win rate of each problem, counts of reward statuses over all answers).
@@ -80,8 +83,9 @@ def compute_win_rates(model, tokenizer, problems: Sequence[dict], *, attempts: i
     from retu.eval import generate, render_prompts
     from retu.rewards import count_statuses, score_completions
 
-    completions = generate(model, tokenizer, render_prompts(tokenizer, problems), max_new_tokens=max_new_tokens,
-                           temperature=temperature, samples=attempts, batch_size=batch_size, progress=progress)
+    engine = generate_fn or partial(generate, model, tokenizer)
+    completions = engine(render_prompts(tokenizer, problems), max_new_tokens=max_new_tokens, temperature=temperature,
+                         samples=attempts, batch_size=batch_size, progress=progress)
     results = score_completions([c for cs in completions for c in cs],
                                 [p["answer"] for p in problems for _ in range(attempts)], timeout_s=timeout_s)
     return aggregate_win_rates([r.score for r in results], attempts), count_statuses(results)

@@ -147,6 +147,10 @@ def run_rl(cfg: RunCfg) -> RLResult:
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
                    *([RichProgress("rl")] if is_main_process() else [])])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
+    if args.use_vllm and args.vllm_mode == "colocate":  # evaluate with the rollouts' engine
+        from retu.engine.generators import trainer_generate_fn
+
+        recorder.generate_fn = trainer_generate_fn(trainer, cfg.seed)
 
     # 3. Train; a final checkpoint marks the run done.
     step = train_to_end(trainer, ctx, ledger)
@@ -301,6 +305,7 @@ class RLRecorder(TrainerCallback):
     def __init__(self, cfg: RunCfg, ctx: RunContext, ledger: ComputeLedger, eval_rows: list[dict],
                  tokenizer: PreTrainedTokenizerBase):
         self.write = is_main_process()  # every process evaluates its share; the main one writes
+        self.generate_fn = None  # transformers' generate, or the trainer's colocated vLLM (run_rl)
         self.cfg, self.logger, self.ledger = cfg, ctx.logger, ledger
         self.eval_rows, self.tokenizer = eval_rows, tokenizer
         self.resume_step = ctx.resume_step
@@ -348,7 +353,8 @@ class RLRecorder(TrainerCallback):
         start = time.perf_counter()
         e = self.cfg.eval
         result = evaluate_distributed(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
-                                      temperature=e.temperature, samples=e.samples, batch_size=e.batch_size)
+                                      temperature=e.temperature, samples=e.samples, batch_size=e.batch_size,
+                                      generate_fn=self.generate_fn)
         self.last_eval = result.metrics()
         if self.write:
             write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,

@@ -108,7 +108,7 @@ def resolve_settings(sampling: Sampling, rollout: RolloutCfg, batch_prompts: int
         n_expert=n_expert, upt_gate=rollout.upt_gate if sampling.upt_gate is not None else None, seed=seed)
 
 
-def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int) -> str:
+def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int, field: str = "rollout.engine") -> str:
     """The generation engine a run uses: "hf", "vllm" (TRL colocate) or "vllm_server" (TRL server mode).
 
     Args:
@@ -116,6 +116,7 @@ def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int) -> str
         cuda: A CUDA device is present.
         vllm: The vllm package is importable.
         n_expert: Expert rows per group (LUFFY/SRFT generate G - n_expert rollouts per prompt).
+        field: The setting's name in error messages (`retu eval` passes "--engine").
 
     Raises:
         RetuInputError: vLLM asked for where it cannot run, or server mode with expert rows (TRL's
@@ -127,10 +128,10 @@ def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int) -> str
     if engine == "auto":
         return "vllm" if cuda and vllm else "hf"
     if engine != "hf" and not vllm:
-        raise RetuInputError(f"rollout.engine={engine} needs the vllm package, which is not installed: "
-                             "pip install -e '.[vllm]' on a CUDA machine, or set rollout.engine=hf")
+        raise RetuInputError(f"{field}={engine} needs the vllm package, which is not installed: "
+                             f"pip install -e '.[vllm]' on a CUDA machine, or set {field}=hf")
     if engine == "vllm" and not cuda:
-        raise RetuInputError("rollout.engine=vllm (colocated with training) needs a CUDA GPU; set rollout.engine=hf")
+        raise RetuInputError(f"{field}=vllm needs a CUDA GPU; set {field}=hf")
     if engine == "vllm_server" and n_expert:
         raise RetuInputError("rollout.engine=vllm_server takes prompts in blocks of rollout.group_size, but "
                              f"LUFFY/SRFT generate group_size - {n_expert} per prompt; use rollout.engine=vllm")
