@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import write_jsonl
+
 TRAIN = [{"id": f"t{a}", "problem": f"Compute {a}+{7 - a}.", "answer": "7", "solution": f"{a}+{7 - a}=7\n\\boxed{{7}}"}
          for a in range(8)]
 EVAL = [{"id": f"e{a}", "problem": f"Compute {a}+{7 - a}+0.", "answer": "7"} for a in range(4)]
@@ -37,11 +39,6 @@ def warm_model(tmp_path_factory) -> str:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def make_config(tmp_path: Path, model: str, name: str = "cfg", **sections) -> Path:

@@ -7,11 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default model is a local directory; prove it
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from conftest import SHARED
-from retu.commands.data import register
+from conftest import SHARED, cli_app, read_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +51,8 @@ UNRELATED = [
 ]
 
 
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
-
-
-def _read(path):
-    # split("\n"), not splitlines(): some problems hold U+2028, which splitlines() breaks on.
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
-
-
 def _planted_set(tmp_path):
-    train = _read(BENCH_DIR / "gsm8k_train.jsonl")[:200]
+    train = read_jsonl(BENCH_DIR / "gsm8k_train.jsonl")[:200]
     planted = [{"id": f"para-{ref}", "problem": text, "answer": "0"} for ref, text in PARAPHRASES.items()]
     planted += [{"id": f"unrelated-{k}", "problem": text, "answer": "0"} for k, text in enumerate(UNRELATED)]
     rows = train[:100] + planted + train[100:]  # planted rows in the middle, not at an end
@@ -82,10 +64,10 @@ def _planted_set(tmp_path):
 def test_paraphrases_are_removed_and_unrelated_problems_pass(tmp_path):
     src, rows = _planted_set(tmp_path)
     out = tmp_path / "clean" / "train.jsonl"
-    result = CliRunner().invoke(_app(), ["data", "decontaminate", str(src), "--against", "gsm8k", "--data-dir",
+    result = CliRunner().invoke(cli_app(), ["data", "decontaminate", str(src), "--against", "gsm8k", "--data-dir",
                                          str(BENCH_DIR), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    removed = {r["id"]: r for r in _read(out.parent / "removed.jsonl")}
+    removed = {r["id"]: r for r in read_jsonl(out.parent / "removed.jsonl")}
     for ref in PARAPHRASES:
         record = removed[f"para-{ref}"]
         assert record["nearest_id"] == ref and record["nearest_benchmark"] == "gsm8k"
@@ -96,7 +78,7 @@ def test_paraphrases_are_removed_and_unrelated_problems_pass(tmp_path):
     # at this threshold; no other of the 200 train problems comes within 0.8.
     train_removed = [i for i in removed if i.startswith("gsm8k-train-")]
     assert "gsm8k-train-20" in train_removed and len(train_removed) <= 2, train_removed
-    kept = _read(out)
+    kept = read_jsonl(out)
     assert kept == [r for r in rows if r["id"] not in removed]  # rows unchanged, order kept
     assert f"{len(rows)} prompts vs 1319 benchmark problems: {len(removed)} removed (gsm8k {len(removed)}), " \
            f"{len(kept)} kept" in result.output
@@ -104,16 +86,16 @@ def test_paraphrases_are_removed_and_unrelated_problems_pass(tmp_path):
 
 
 def test_exact_benchmark_copies_are_removed_at_any_threshold(tmp_path):
-    test_rows = _read(BENCH_DIR / "math500.jsonl")[:5]
+    test_rows = read_jsonl(BENCH_DIR / "math500.jsonl")[:5]
     own = tmp_path / "refs.jsonl"
     own.write_text("".join(json.dumps({"id": r["id"], "problem": r["problem"]}) + "\n" for r in test_rows[:3]))
     src = tmp_path / "pool.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in test_rows))
     out = tmp_path / "kept.jsonl"
-    result = CliRunner().invoke(_app(), ["data", "decontaminate", str(src), "--against", str(own), "--out", str(out),
+    result = CliRunner().invoke(cli_app(), ["data", "decontaminate", str(src), "--against", str(own), "--out", str(out),
                                          "--threshold", "0.999"])
     assert result.exit_code == 0, result.output
-    removed = _read(tmp_path / "removed.jsonl")
+    removed = read_jsonl(tmp_path / "removed.jsonl")
     assert [(r["id"], r["nearest_id"], r["nearest_benchmark"]) for r in removed] == \
         [(r["id"], r["id"], "refs") for r in test_rows[:3]]
-    assert [r["id"] for r in _read(out)] == [r["id"] for r in test_rows[3:]]
+    assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in test_rows[3:]]

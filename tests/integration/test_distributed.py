@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from rl_setup import EVAL, make_config, warm_model, write_jsonl  # noqa: F401 (warm_model is a fixture)
+from rl_setup import EVAL, make_config, warm_model  # noqa: F401 (warm_model is a fixture)
+
+from conftest import write_jsonl
 
 from retu.metrics import read_records
 

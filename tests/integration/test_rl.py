@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from rl_setup import TRAIN, make_config, warm_model, write_jsonl  # noqa: F401 (warm_model is a fixture)
+from rl_setup import TRAIN, make_config, warm_model  # noqa: F401 (warm_model is a fixture)
+
+from conftest import write_jsonl
 
 from retu.config import load_config
 from retu.errors import RetuInputError

@@ -13,7 +13,7 @@ import torch
 from retu.algos.registry import AGGREGATIONS, METHODS, build_loss
 from retu.algos.types import LossInputs
 
-from .conftest import random_inputs
+from loss_inputs import random_inputs
 
 SPLITS = [[(0, 8)], [(0, 3), (3, 5), (5, 8)], [(i, i + 1) for i in range(8)]]
 LOSSES = [("ppo_clip", agg, dict(eps_high=0.28, clip_ratio_c=3.0, beta_kl=0.05, entropy_coef=0.01))

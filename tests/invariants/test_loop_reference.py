@@ -11,7 +11,7 @@ import torch
 
 from retu.algos.registry import build_loss
 
-from .conftest import random_inputs
+from loss_inputs import random_inputs
 
 SEEDS = [0, 1, 2]
 

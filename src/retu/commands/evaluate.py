@@ -94,8 +94,8 @@ def _generate_and_score(model_name: str, sets: dict, settings: dict, seed: int, 
 
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    with open_engine(model_name, engine, seed=seed, gpu_memory=gpu_memory, device=device) as (model, tokenizer, generate_fn), \
-            Progress(transient=True) as bar:
+    opened = open_engine(model_name, engine, seed=seed, gpu_memory=gpu_memory, device=device)
+    with opened as (model, tokenizer, generate_fn), Progress(transient=True) as bar:
         results = []
         for name, (rows, k) in sets.items():
             task = bar.add_task(f"eval {name}", total=len(rows))

@@ -11,7 +11,7 @@ from retu.algos import advantages, aggregation, hybrid, policy, registry, sft, t
 from retu.algos.registry import ALGORITHMS, REGISTRY, build, build_algorithm, build_loss, list_variants
 from retu.errors import RetuInputError
 
-from .conftest import random_inputs
+from loss_inputs import random_inputs
 
 ENTRIES = [(kind, name) for kind, table in REGISTRY.items() for name in table]
 GROUPS = {"loss", "policy", "reward", "completion", "eval", "optim", "perf", "fit"}

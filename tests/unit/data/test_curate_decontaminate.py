@@ -10,26 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from conftest import SHARED
-from retu.commands.data import register
+from conftest import SHARED, cli_app
 from retu.data import curate_decontaminate as dc
 from retu.errors import RetuInputError
 
 BENCH_DIR = SHARED / "data" / "benchmarks"
-
-
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
 
 
 def bag_of_words(texts):
@@ -146,7 +133,7 @@ def test_decontaminate_command_bad_input_writes_nothing(tmp_path, args, message)
         out, args = out.with_name(args[1]), []
     argv = ["data", "decontaminate", str(src), "--against", "gsm8k", "--data-dir", str(BENCH_DIR), "--out",
             str(out), *args]
-    result = CliRunner().invoke(_app(), argv)
+    result = CliRunner().invoke(cli_app(), argv)
     assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not out.parent.exists()
 
@@ -154,10 +141,10 @@ def test_decontaminate_command_bad_input_writes_nothing(tmp_path, args, message)
 def test_decontaminate_command_missing_input_and_rows_without_problem(tmp_path):
     out = tmp_path / "o" / "kept.jsonl"
     base = ["--against", "gsm8k", "--data-dir", str(BENCH_DIR), "--out", str(out)]
-    result = CliRunner().invoke(_app(), ["data", "decontaminate", str(tmp_path / "none.jsonl"), *base])
+    result = CliRunner().invoke(cli_app(), ["data", "decontaminate", str(tmp_path / "none.jsonl"), *base])
     assert isinstance(result.exception, RetuInputError) and "none.jsonl: no such file" in str(result.exception)
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "answer": "5"}\n')
-    result = CliRunner().invoke(_app(), ["data", "decontaminate", str(src), *base])
+    result = CliRunner().invoke(cli_app(), ["data", "decontaminate", str(src), *base])
     assert "in.jsonl:1: missing field 'problem'" in str(result.exception)
     assert not out.parent.exists()

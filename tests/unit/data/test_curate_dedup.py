@@ -2,41 +2,17 @@
 
 import doctest
 import importlib
-import json
 import subprocess
 import sys
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT, SHARED
-from retu.commands.data import register
+from conftest import REPO_ROOT, SHARED, cli_app, read_jsonl, write_jsonl
 from retu.data.curate import dedup_prompts, normalise_prompt, read_prompt_set
 from retu.errors import RetuInputError
 
 BENCH_DIR = SHARED / "data" / "benchmarks"
-
-
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
-
-
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def _read(path):
-    # split("\n"), not splitlines(): some problems hold U+2028, which splitlines() breaks on.
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 @pytest.mark.parametrize("name", ["retu.data.curate", "retu.data.curate_decontaminate",
@@ -117,11 +93,11 @@ def test_dedup_command_keeps_first_rows_unchanged(tmp_path):
             {"id": "c", "problem": "Add 2 and 3.", "answer": "5"},
             {"id": "d", "problem": "add 2 and 3", "answer": "5"},
             {"id": "e", "problem": "Add 2,000 and 3.", "answer": "2003"}]
-    src = _write(tmp_path / "in.jsonl", rows)
-    result = CliRunner().invoke(_app(), ["data", "dedup", str(src), "--out", str(tmp_path / "out.jsonl")])
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = CliRunner().invoke(cli_app(), ["data", "dedup", str(src), "--out", str(tmp_path / "out.jsonl")])
     assert result.exit_code == 0, result.output
     assert "5 prompts: 1 exact duplicates, 1 normalised duplicates, 3 kept" in result.output
-    assert _read(tmp_path / "out.jsonl") == [rows[0], rows[1], rows[4]]  # chat row kept as a chat row
+    assert read_jsonl(tmp_path / "out.jsonl") == [rows[0], rows[1], rows[4]]  # chat row kept as a chat row
 
 
 @pytest.mark.parametrize("rows, message", [
@@ -131,9 +107,9 @@ def test_dedup_command_keeps_first_rows_unchanged(tmp_path):
      "in.jsonl:2: field 'problem' must be a non-empty string"),
 ])
 def test_dedup_bad_input_raises_before_writing(tmp_path, rows, message):
-    src = tmp_path / "in.jsonl" if rows is None else _write(tmp_path / "in.jsonl", rows)
+    src = tmp_path / "in.jsonl" if rows is None else write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "o" / "out.jsonl"
-    result = CliRunner().invoke(_app(), ["data", "dedup", str(src), "--out", str(out)])
+    result = CliRunner().invoke(cli_app(), ["data", "dedup", str(src), "--out", str(out)])
     assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not out.parent.exists()
 

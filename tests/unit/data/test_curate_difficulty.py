@@ -2,23 +2,11 @@
 (runs with models: tests/integration/test_curate_difficulty_models.py)."""
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from retu.commands.data import register
+from conftest import cli_app
 from retu.data.curate_difficulty import aggregate_win_rates, check_attempts, split_by_difficulty
 from retu.errors import RetuInputError
-
-
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
 
 
 def test_win_rate_is_the_mean_over_each_prompts_attempts():
@@ -65,7 +53,7 @@ def test_difficulty_command_bad_arguments_write_nothing(tmp_path, args, message)
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "problem": "Compute 1+1.", "answer": "2"}\n')
     out = tmp_path / "out"
-    result = CliRunner().invoke(_app(), ["data", "difficulty", str(src), "--model", "tiny:1m", "--out", str(out),
+    result = CliRunner().invoke(cli_app(), ["data", "difficulty", str(src), "--model", "tiny:1m", "--out", str(out),
                                          "--max-new-tokens", "4", *args])  # the last --max-new-tokens wins
     assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not out.exists()
@@ -84,7 +72,7 @@ def test_difficulty_command_bad_rows_write_nothing(tmp_path, content, message):
         src.write_text(content)
     out = tmp_path / "out"
     # Few short attempts, so that a check that let bad input through would still fail fast.
-    result = CliRunner().invoke(_app(), ["data", "difficulty", str(src), "--model", "tiny:1m", "--out", str(out),
+    result = CliRunner().invoke(cli_app(), ["data", "difficulty", str(src), "--model", "tiny:1m", "--out", str(out),
                                          "--attempts", "1", "--max-new-tokens", "4"])
     assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not out.exists()

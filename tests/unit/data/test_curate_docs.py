@@ -11,8 +11,7 @@ from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.commands.launch import launch_command_parser
 from typer.core import TyperGroup
 
-from conftest import REPO_ROOT
-from retu.commands import register
+from conftest import REPO_ROOT, cli_app
 from retu.config import load_config
 
 DOC = REPO_ROOT / "docs" / "scaling.md"
@@ -27,14 +26,7 @@ def _commands(prefix):
 
 def _parse_retu(argv):
     """(command name, parsed parameters) of a retu command line, without running it."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    cmd = typer.main.get_command(app)
+    cmd = typer.main.get_command(cli_app())
     ctx = cmd.make_context("retu", list(argv))
     while isinstance(cmd, TyperGroup):  # descend `retu data decontaminate ...` to its leaf command
         name, cmd, rest = cmd.resolve_command(ctx, ctx._protected_args + ctx.args)

@@ -3,11 +3,9 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from conftest import SHARED
-from retu.commands.data import register
+from conftest import SHARED, cli_app, read_jsonl
 from retu.data.curate_stats import compute_stats, count_words, format_stats_table, make_token_counter
 from retu.engine.tokenizer import build_tokenizer
 from retu.errors import RetuInputError
@@ -15,24 +13,8 @@ from retu.errors import RetuInputError
 BENCH_DIR = SHARED / "data" / "benchmarks"
 
 
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
-
-
-def _raw(name):
-    # split("\n"), not splitlines(): some problems hold U+2028, which splitlines() breaks on.
-    return [json.loads(line) for line in (BENCH_DIR / name).read_text(encoding="utf-8").split("\n") if line]
-
-
 def test_stats_of_gsm8k_test_in_words():
-    rows = _raw("gsm8k_test.jsonl")
+    rows = read_jsonl(BENCH_DIR / "gsm8k_test.jsonl")
     s = compute_stats("gsm8k", rows)
     assert (s.rows, s.responses, s.win_rate_mean, s.unit) == (1319, 1319, None, "words")
     assert s.prompt_mean == pytest.approx(sum(len(r["problem"].split()) for r in rows) / 1319)
@@ -60,13 +42,13 @@ def test_stats_command_prints_table_and_json(tmp_path):
                       '"win_rate": 0.75}\n'
                       '{"id": "b", "problem": "Compute 2+2 now.", "answer": "4", "win_rate": 0.25}\n')
     math500 = str(BENCH_DIR / "math500.jsonl")
-    result = CliRunner().invoke(_app(), ["data", "stats", str(scored), math500])
+    result = CliRunner().invoke(cli_app(), ["data", "stats", str(scored), math500])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "| set | rows | prompt (mean words) | response (mean words) | win rate (mean) |"
     assert lines[2] == f"| {scored} | 2 | 2.5 | 2.0 | 0.500 |"
     assert lines[3].startswith(f"| {math500} | 500 | ") and lines[3].endswith(" | - |")
-    result = CliRunner().invoke(_app(), ["data", "stats", str(scored), "--tokenizer", "tiny:1m", "--json"])
+    result = CliRunner().invoke(cli_app(), ["data", "stats", str(scored), "--tokenizer", "tiny:1m", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.splitlines()[0])  # bytes: "Compute 1+1." 12, "1+1=2 \\boxed{2}" 15
     assert record == {"name": str(scored), "rows": 2, "prompt_mean": (12 + 16) / 2, "response_mean": 15.0,
@@ -83,5 +65,5 @@ def test_stats_command_bad_file_raises(tmp_path):
     bad.write_text('{"id": "a", "answer": "1"}\n')
     for path, message in [(tmp_path / "none.jsonl", "none.jsonl: no such file"),
                           (bad, "bad.jsonl:1: missing field 'problem'")]:
-        result = CliRunner().invoke(_app(), ["data", "stats", str(path)])
+        result = CliRunner().invoke(cli_app(), ["data", "stats", str(path)])
         assert isinstance(result.exception, RetuInputError) and message in str(result.exception)

@@ -2,28 +2,16 @@
 
 import json
 
-import typer
 from typer.testing import CliRunner
 
-from retu.commands.data import register
+from conftest import cli_app
 from retu.tasks.arith import make_splits
-
-
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        """Root."""
-
-    register(app)
-    return app
 
 
 def test_arith_command_writes_three_splits(tmp_path):
     args = ["data", "arith", "--out", str(tmp_path), "--seed", "3", "--n-train", "50", "--n-val", "10",
             "--n-eval", "20", "--max-steps", "3"]
-    result = CliRunner().invoke(_app(), args)
+    result = CliRunner().invoke(cli_app(), args)
     assert result.exit_code == 0, result.output
     assert f"{tmp_path / 'train.jsonl'}: 50 problems, steps 1-3" in result.output
     expected = make_splits(3, 50, 10, 20, steps_train=(1, 2, 3), steps_eval=(1, 2, 3))
@@ -37,6 +25,6 @@ def test_bad_arguments_raise_input_errors_before_writing(tmp_path):
     from retu.errors import RetuInputError
 
     for args, message in [(["--max-steps", "0"], "--max-steps must be >= 1"), (["--ops", "+/"], "arith ops")]:
-        result = CliRunner().invoke(_app(), ["data", "arith", "--out", str(tmp_path / "o"), *args])
+        result = CliRunner().invoke(cli_app(), ["data", "arith", "--out", str(tmp_path / "o"), *args])
         assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not (tmp_path / "o").exists()

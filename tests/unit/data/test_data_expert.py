@@ -1,11 +1,10 @@
 """Expert data (`retu.data.expert`, `retu data expert`): overlong trajectories dropped and counted,
 rejected answers kept and counted, clear errors."""
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
+from conftest import cli_app, read_jsonl, write_jsonl
 from retu.data.expert import build_expert_set, count_expert_tokens
 from retu.engine.tokenizer import build_tokenizer
 from retu.errors import RetuInputError
@@ -58,16 +57,13 @@ def test_errors_name_the_row_and_the_fix(tokenizer):
 
 
 def test_cli_writes_the_set_and_reports_counts(tmp_path):
-    from tests.unit.data.test_data_command import _app
-
-    src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
     out = tmp_path / "expert.jsonl"
     args = ["data", "expert", str(src), "--out", str(out), "--tokenizer", "tiny:1m", "--max-response-len", "32"]
-    result = CliRunner().invoke(_app(), args)
+    result = CliRunner().invoke(cli_app(), args)
     assert result.exit_code == 0, result.output
     assert "3 prompts: 2 kept, 1 longer than 32 tokens dropped" in result.output
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = read_jsonl(out)
     assert [(r["id"], r["expert_reward"]) for r in rows] == [("ok", 1.0), ("wrong", 0.0)]
-    bad = CliRunner().invoke(_app(), [*args[:-1], "0"])
+    bad = CliRunner().invoke(cli_app(), [*args[:-1], "0"])
     assert isinstance(bad.exception, RetuInputError) and "--max-response-len must be >= 1" in str(bad.exception)

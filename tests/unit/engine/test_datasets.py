@@ -1,9 +1,8 @@
 """Problem sets from the data config: the embedded task's splits, JSONL files, located row errors."""
 
-import json
-
 import pytest
 
+from conftest import write_jsonl
 from retu.config import DataCfg
 from retu.data.chat import format_user
 from retu.engine.datasets import load_problem_sets, sft_dataset
@@ -11,11 +10,6 @@ from retu.engine.tokenizer import build_tokenizer
 from retu.errors import RetuInputError
 
 ROW = {"id": "r1", "problem": "Compute 1+2.", "answer": "3", "solution": "1+2=3\n\\boxed{3}"}
-
-
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 def _small(**kw):
@@ -31,13 +25,14 @@ def test_arith_builds_three_disjoint_splits():
 
 
 def test_jsonl_train_without_val_or_eval_gives_empty_splits(tmp_path):
-    sets = load_problem_sets(_small(train=_jsonl(tmp_path / "t.jsonl", [ROW])), require_solution=True)
+    sets = load_problem_sets(_small(train=str(write_jsonl(tmp_path / "t.jsonl", [ROW]))), require_solution=True)
     assert sets.train == [ROW] and sets.val == [] and sets.eval == []
 
 
 def test_jsonl_train_with_arith_val_and_jsonl_eval(tmp_path):
     eval_rows = [{"problem": "Compute 2+2.", "answer": "4"}]  # no solution: fine for eval
-    cfg = _small(train=_jsonl(tmp_path / "t.jsonl", [ROW]), val="arith", eval=_jsonl(tmp_path / "e.jsonl", eval_rows))
+    cfg = _small(train=str(write_jsonl(tmp_path / "t.jsonl", [ROW])), val="arith",
+                 eval=str(write_jsonl(tmp_path / "e.jsonl", eval_rows)))
     sets = load_problem_sets(cfg, require_solution=True)
     assert len(sets.val) == 10 and sets.val[0]["id"].startswith("arith-val-")
     assert sets.eval == [{**eval_rows[0], "id": "e-1"}]
@@ -45,8 +40,8 @@ def test_jsonl_train_with_arith_val_and_jsonl_eval(tmp_path):
 
 @pytest.mark.parametrize("field", ["train", "val"])
 def test_row_without_solution_names_file_and_line(tmp_path, field):
-    bad = _jsonl(tmp_path / "bad.jsonl", [ROW, {"problem": "Q", "answer": "1"}])
-    paths = {"train": _jsonl(tmp_path / "t.jsonl", [ROW]), field: bad}
+    bad = str(write_jsonl(tmp_path / "bad.jsonl", [ROW, {"problem": "Q", "answer": "1"}]))
+    paths = {"train": str(write_jsonl(tmp_path / "t.jsonl", [ROW])), field: bad}
     with pytest.raises(RetuInputError, match=r"bad\.jsonl:2: missing field 'solution'"):
         load_problem_sets(_small(train=paths["train"], val=paths.get("val")), require_solution=True)
     assert load_problem_sets(_small(train=paths["train"], val=paths.get("val")), require_solution=False)

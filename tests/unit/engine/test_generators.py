@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
+from conftest import cli_app, read_jsonl, write_jsonl
 from retu.errors import RetuInputError
 
 
@@ -103,14 +104,8 @@ def test_open_llm_writes_built_models_out_and_removes_them(fake_vllm, tmp_path):
 
 def test_retu_eval_engine_choice(fake_vllm, monkeypatch):
     import torch
-    import typer
 
-    from retu.commands import register
-
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    register(app)
-    runner = CliRunner()
+    app, runner = cli_app(), CliRunner()
     args = ["eval", "tiny:1m", "--benchmarks", "arith", "--limit", "3", "--max-new-tokens", "4"]
     refused = runner.invoke(app, [*args, "--engine", "vllm"])  # vllm importable, but no CUDA here
     assert isinstance(refused.exception, RetuInputError)
@@ -124,18 +119,11 @@ def test_retu_eval_engine_choice(fake_vllm, monkeypatch):
 
 
 def test_difficulty_labels_with_vllm(fake_vllm, monkeypatch, tmp_path):
-    import json
-
     import torch
-    import typer
 
-    from retu.commands import register
-
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    register(app)
+    app = cli_app()
     rows = [{"id": i, "problem": f"{i}+{7 - i}?", "answer": "7" if i % 2 else "8"} for i in range(6)]
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(tmp_path / "in.jsonl", rows)
     args = ["data", "difficulty", str(tmp_path / "in.jsonl"), "--model", "tiny:1m", "--attempts", "2",
             "--max-new-tokens", "4", "--out", str(tmp_path / "out"), "--engine", "vllm"]
     refused = CliRunner().invoke(app, args)
@@ -144,6 +132,6 @@ def test_difficulty_labels_with_vllm(fake_vllm, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
-    scored = [json.loads(line) for line in (tmp_path / "out" / "all.jsonl").read_text().splitlines()]
+    scored = read_jsonl(tmp_path / "out" / "all.jsonl")
     assert [r["win_rate"] for r in scored] == [0.0, 1.0] * 3  # every answer is \boxed{7}
     assert FakeLLM.made[0].calls[0][1]["n"] == 2 and FakeLLM.made[0].calls[0][1]["temperature"] == 1.0
