@@ -4,9 +4,11 @@ UPT with gate G turns every group into its expert row, so the trained tokens do 
 was sampled: one process and two must log the same tokens, loss and gradient norm at every step
 (the gradient averaged over processes equals the one-process gradient only with the loss scaled as
 `RetuGRPOTrainer.compute_loss` does). DAPO_dc checks the gathered accumulator (whole global batches)
-and the shared-out evaluation against one process on the same model.
+and the shared-out evaluation against one process on the same model; a stand-in vLLM server client
+checks that server-mode evaluation answers every process through the main one.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +95,41 @@ def test_two_process_sft_matches_one_process(tmp_path):
             for key, value in x["metrics"].items():
                 if key.startswith(("loss/", "eval/")):
                     assert y["metrics"][key] == pytest.approx(value, rel=1e-5), key
+
+
+SERVER_WORKER = '''
+import json, sys
+from types import SimpleNamespace
+from accelerate import PartialState
+from retu.engine.generators import trainer_generate_fn
+
+state = PartialState(cpu=True)
+rank = state.process_index
+seen = []
+
+def client_generate(prompts, n, **kwargs):  # only the main process holds the client
+    seen.append(list(prompts))
+    return {"completion_ids": [[ord(c) for c in f"{p}-{k}"] for p in prompts for k in range(n)]}
+
+decode = SimpleNamespace(batch_decode=lambda ids, **kw: ["".join(map(chr, x)) for x in ids])
+client = SimpleNamespace(generate=client_generate) if state.is_main_process else None
+engine = SimpleNamespace(mode="server", vllm_client=client, sync_weights=lambda: None)
+trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_step=0), _last_loaded_step=0,
+                          processing_class=decode, accelerator=state)
+mine = [f"r{rank}p{i}" for i in range(rank + 1)]  # 1 prompt on rank 0, 2 on rank 1
+out = trainer_generate_fn(trainer)(mine, max_new_tokens=4, samples=2, temperature=1.0)
+json.dump({"out": out, "seen": seen}, open(sys.argv[1] + f".{rank}", "w"))
+'''
+
+
+def test_server_mode_evaluation_answers_every_process_through_the_main_one(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(SERVER_WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1))
+    assert r0["seen"] == [["r0p0", "r1p0", "r1p1"]] and r1["seen"] == []  # one request, from the main process
+    assert r0["out"] == [["r0p0-0", "r0p0-1"]]
+    assert r1["out"] == [["r1p0-0", "r1p0-1"], ["r1p1-0", "r1p1-1"]]

@@ -8,9 +8,9 @@ optional `vllm` extra, imported only when a run asks for it).
                                     is loaded as is; tiny:, base:, the GGUF model and LoRA checkpoints
                                     are first written out as a plain HF directory (removed afterwards)
     llm_generate_fn(llm, seed)      `retu.eval.evaluate`'s generate_fn over a vllm.LLM
-    trainer_generate_fn(trainer)    the same over a GRPOTrainer's colocated engine, with the trainer's
-                                    current weights loaded into it first (TRL loads them only when it
-                                    next generates rollouts)
+    trainer_generate_fn(trainer)    the same over a GRPOTrainer's vLLM engine (TRL's colocate or server
+                                    mode), with the trainer's current weights loaded into it first (TRL
+                                    loads them only when it next generates rollouts)
 
 Sampling is vLLM's: `temperature` 0 is greedy, `samples` completions per prompt come from one request
 (`n`), and the seed makes a run repeatable on the same engine.
@@ -88,16 +88,41 @@ def llm_generate_fn(llm, seed: int = 0) -> GenerateFn:
 
 
 def trainer_generate_fn(trainer, seed: int = 0) -> GenerateFn:
-    """`llm_generate_fn` over `trainer.vllm_generation.llm` (TRL colocate mode), weights synced per step."""
+    """Answer prompts with the trainer's vLLM engine: its colocated `llm`, or in server mode the client
+    that only the main process holds (every process's prompts go through it). Every process must call
+    it together: loading the weights, and the server's gather, are collective."""
     engine = trainer.vllm_generation
 
     def generate(prompts: Sequence[str], **kwargs) -> list[list[str]]:
         if trainer.state.global_step != trainer._last_loaded_step:  # TRL's own guard, same attribute
             engine.sync_weights()
             trainer._last_loaded_step = trainer.state.global_step
-        return llm_generate_fn(engine.llm, seed)(prompts, **kwargs)
+        if engine.mode == "colocate":
+            return llm_generate_fn(engine.llm, seed)(prompts, **kwargs)
+        return _through_server(trainer, list(prompts), seed=seed, **kwargs)
 
     return generate
+
+
+def _through_server(trainer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                    samples: int = 1, seed: int = 0, batch_size: int = 0, progress=None) -> list[list[str]]:
+    """Every process's prompts to the main process's vLLM server client; each gets its own answers."""
+    from accelerate.utils import broadcast_object_list, gather_object
+
+    parts = gather_object([prompts])  # [prompts of each process]
+    answers = None
+    if trainer.accelerator.is_main_process:
+        flat = [p for part in parts for p in part]
+        out = trainer.vllm_generation.vllm_client.generate(
+            prompts=flat, n=samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, logprobs=None,
+            generation_kwargs={"seed": seed})
+        texts = trainer.processing_class.batch_decode(out["completion_ids"], skip_special_tokens=True)
+        answers = [texts[i * samples:(i + 1) * samples] for i in range(len(flat))]  # prompt-major
+    answers = broadcast_object_list([answers])[0]
+    start = sum(len(part) for part in parts[: trainer.accelerator.process_index])
+    if progress is not None:
+        progress(len(prompts))
+    return answers[start:start + len(prompts)]
 
 
 @contextmanager

@@ -147,7 +147,7 @@ def run_rl(cfg: RunCfg) -> RLResult:
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
                    *([RichProgress("rl")] if is_main_process() else [])])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
-    if args.use_vllm and args.vllm_mode == "colocate":  # evaluate with the rollouts' engine
+    if args.use_vllm:  # evaluate with the rollouts' engine
         from retu.engine.generators import trainer_generate_fn
 
         recorder.generate_fn = trainer_generate_fn(trainer, cfg.seed)

@@ -75,7 +75,8 @@ def test_trainer_engine_gets_the_current_weights_once_per_step(fake_vllm):
     from retu.engine.generators import trainer_generate_fn
 
     syncs = []
-    engine = SimpleNamespace(llm=FakeLLM(model="x"), sync_weights=lambda: syncs.append(trainer.state.global_step))
+    engine = SimpleNamespace(mode="colocate", llm=FakeLLM(model="x"),
+                             sync_weights=lambda: syncs.append(trainer.state.global_step))
     trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_step=0), _last_loaded_step=-1)
     generate = trainer_generate_fn(trainer)
     generate(["p"], max_new_tokens=2)
@@ -135,3 +136,26 @@ def test_difficulty_labels_with_vllm(fake_vllm, monkeypatch, tmp_path):
     scored = read_jsonl(tmp_path / "out" / "all.jsonl")
     assert [r["win_rate"] for r in scored] == [0.0, 1.0] * 3  # every answer is \boxed{7}
     assert FakeLLM.made[0].calls[0][1]["n"] == 2 and FakeLLM.made[0].calls[0][1]["temperature"] == 1.0
+
+
+def test_trainer_server_engine_decodes_each_prompts_samples(fake_vllm):
+    from retu.engine.generators import trainer_generate_fn
+    from retu.engine.models import load_model
+
+    _, tokenizer = load_model("tiny:1m")
+    answers = ["\\boxed{7}", "\\boxed{8}", "no", "\\boxed{9}"]
+    calls, syncs = [], []
+
+    def client_generate(**kwargs):
+        calls.append(kwargs)
+        return {"completion_ids": [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]}
+
+    engine = SimpleNamespace(mode="server", vllm_client=SimpleNamespace(generate=client_generate),
+                             sync_weights=lambda: syncs.append(1))
+    trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_step=3), _last_loaded_step=-1,
+                              processing_class=tokenizer,
+                              accelerator=SimpleNamespace(is_main_process=True, process_index=0))
+    out = trainer_generate_fn(trainer, seed=5)(["p1", "p2"], max_new_tokens=6, temperature=0.5, samples=2)
+    assert out == [answers[:2], answers[2:]] and syncs == [1]
+    assert calls == [{"prompts": ["p1", "p2"], "n": 2, "temperature": 0.5, "top_p": 1.0, "max_tokens": 6,
+                      "logprobs": None, "generation_kwargs": {"seed": 5}}]
