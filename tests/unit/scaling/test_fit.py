@@ -28,7 +28,7 @@ def test_recovers_known_parameters_of_a_saturated_curve():
     assert fit.A == pytest.approx(80.0, abs=0.5)
     assert fit.PL == pytest.approx(20.0, abs=0.5)
     assert fit.c_mid == pytest.approx(20.0, rel=0.1) and fit.slope == pytest.approx(1.5, rel=0.15)
-    assert 0.2 < fit.ceiling_ci[1] - fit.ceiling_ci[0] < 1.5  # coverage is checked in tests/invariants
+    assert 0.2 < fit.ceiling_ci[1] - fit.ceiling_ci[0] < 1.5  # coverage: benchmarks/bench_fit_coverage.py
     assert fit.holdout_rmse < 0.5 and fit.r2 > 0.95
     assert fit.n_outliers == 0
 
