@@ -178,7 +178,10 @@ def fit_paradigm(x: np.ndarray, y: np.ndarray, source: str):
 def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
     """Run (or resume) every paradigm and write <run_dir>/report/compare.md; returns its path."""
     from retu.engine.rl import run_rl
+    from retu.engine.run import require_one_process
     from retu.engine.sft import run_sft
+
+    require_one_process("retu compare")
 
     root = Path(ccfg.run_dir)
     sft_cfg = sft_run_config(ccfg)  # every run config is checked before anything trains

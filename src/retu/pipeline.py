@@ -237,9 +237,11 @@ def _branch_points(pcfg: PipelineCfg, sft_run: Path) -> list[tuple[str, str]]:
 def run_pipeline(pcfg: PipelineCfg, *, echo=print) -> Path:
     """Run (or resume) every stage and write <run_dir>/report/report.md; returns its path."""
     from retu.engine.rl import run_rl
+    from retu.engine.run import require_one_process
     from retu.engine.sft import run_sft
     from retu.report.build import build_report, write_report
 
+    require_one_process("retu pipeline")
     root = Path(pcfg.run_dir)
     sft_cfgs = [sft_config(pcfg, ds) for ds in pcfg.datasets]  # every stage config is checked up front
     rl_config(pcfg, sft_cfgs[0].model.name_or_path, "base")

@@ -114,3 +114,16 @@ def test_branches_modes(tmp_path):
     assert load_pipeline_config(None, ["branches=[100, 200]"]).branches == (100, 200)
     with pytest.raises(RetuInputError, match="branches must be 'auto', 'switch' or a list of SFT steps, got 'all'"):
         load_pipeline_config(None, ["branches=all"])
+
+
+def test_orchestrators_refuse_a_distributed_launch(tmp_path, monkeypatch):
+    from retu.compare import load_compare_config, run_compare
+    from retu.pipeline import run_pipeline
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, run, cfg in (("retu pipeline", run_pipeline, load_pipeline_config(None, [f"run_dir={tmp_path}/p"])),
+                           ("retu compare", run_compare, load_compare_config(None, [f"run_dir={tmp_path}/c"]))):
+        with pytest.raises(RetuInputError, match=f"{name} runs its stages in one process \\(launched with 2\\); "
+                                                 "launch the stages themselves with `accelerate launch -m retu"):
+            run(cfg)
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -66,6 +66,17 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def require_one_process(command: str) -> None:
+    """Refuse a distributed launch of a command that runs whole runs one after another.
+
+    Raises:
+        RetuInputError: WORLD_SIZE > 1.
+    """
+    if world_size() > 1:
+        raise RetuInputError(f"{command} runs its stages in one process (launched with {world_size()}); launch "
+                             "the stages themselves with `accelerate launch -m retu sft|rl CONFIG` (docs/scaling.md)")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU)."""
     random.seed(seed)
