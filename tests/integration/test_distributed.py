@@ -10,8 +10,10 @@ checks that server-mode evaluation answers every process through the main one.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,13 +26,19 @@ from retu.metrics import read_records
 pytestmark = pytest.mark.integration
 
 
-def launch(kind: str, config: Path, run_dir: Path, processes: int, *overrides: str) -> subprocess.CompletedProcess:
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def command(kind: str, config: Path, run_dir: Path, processes: int, *overrides: str) -> list[str]:
     """`retu <kind>` in one process, or under torchrun in `processes` CPU processes."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    cmd = [*(launcher if processes > 1 else [sys.executable]), "-m", "retu", kind, str(config),
-           f"log.run_dir={run_dir}", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return [*(launcher if processes > 1 else [sys.executable]), "-m", "retu", kind, str(config),
+            f"log.run_dir={run_dir}", *overrides]
+
+
+def launch(kind: str, config: Path, run_dir: Path, processes: int, *overrides: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(command(kind, config, run_dir, processes, *overrides), capture_output=True, text=True,
+                          timeout=300, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -77,6 +85,30 @@ def test_dapo_gathers_whole_batches_and_shares_the_evaluation(tmp_path, warm_mod
     # Greedy answers of the same model: the shared-out evaluation equals one process's.
     assert evals[0]["metrics"] == {**records(one, "eval")[0]["metrics"], "perf/eval_s": evals[0]["metrics"]["perf/eval_s"]}
     assert sorted(p.name for p in (two / "checkpoints").glob("step-*")) == ["step-1", "step-2"]
+
+
+def test_two_process_rl_resumes_after_kill(tmp_path, warm_model):
+    config = make_config(tmp_path, warm_model, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 5},
+                         rollout={"group_size": 4, "max_gen_rounds": 2, "updates_per_batch": 1},
+                         eval={"every": 2, "max_new_tokens": 8}, log={"log_every": 1, "save_every": 1})
+    run = tmp_path / "two"
+    proc = subprocess.Popen(command("rl", config, run, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=ENV, start_new_session=True)
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "step-2" / "retu_state.json").exists() and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    launch("rl", config, run, 2)
+    recs = read_records(run / "metrics.jsonl")
+    assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in recs if r["kind"] == "eval"] == [0, 2, 4, 5]
+    assert [r["resume_step"] for r in recs if r["kind"] == "run_start"][-1] >= 2
+    assert recs[-1]["kind"] == "run_end" and recs[-1]["status"] == "ok"
+    flops = [r["flops"] for r in recs if r["kind"] == "train"]
+    assert flops == sorted(flops) and flops[0] > 0
 
 
 def test_two_process_sft_matches_one_process(tmp_path):
@@ -127,7 +159,7 @@ def test_server_mode_evaluation_answers_every_process_through_the_main_one(tmp_p
     script.write_text(SERVER_WORKER)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            str(tmp_path / "out")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1))
     assert r0["seen"] == [["r0p0", "r1p0", "r1p1"]] and r1["seen"] == []  # one request, from the main process
