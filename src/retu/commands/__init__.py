@@ -11,3 +11,13 @@ def register(app: typer.Typer) -> None:
 
     for module in (flops, phases, fit, data, list_cmd, evaluate, report, rl, sft, pipeline, compare):
         module.register(app)
+
+
+def quiet_library_bars() -> None:
+    """Silence the bars datasets and transformers show for tokenizing, loading and checkpoint writing
+    (a second each): the training bar is enough."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()

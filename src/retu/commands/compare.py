@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import quiet_library_bars
+
 
 def compare(
     config: Path = typer.Argument(None, help="Compare YAML (e.g. configs/tiny/compare.yaml; default: every "
@@ -17,6 +19,7 @@ def compare(
 
     if config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None
+    quiet_library_bars()
     path = run_compare(load_compare_config(config, overrides or []), echo=typer.echo)
     typer.echo(f"report: {path}")
 

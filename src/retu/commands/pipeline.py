@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import quiet_library_bars
+
 
 def pipeline(
     config: Path = typer.Argument(None, help="Pipeline YAML (default: the embedded arithmetic default)."),
@@ -16,6 +18,7 @@ def pipeline(
 
     if config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None
+    quiet_library_bars()
     path = run_pipeline(load_pipeline_config(config, overrides or []), echo=typer.echo)
     typer.echo(f"report: {path}")
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import quiet_library_bars
+
 
 def rl(
     config: Path = typer.Argument(..., help="YAML config (e.g. configs/tiny/rl_dapo_dc.yaml)."),
@@ -25,17 +27,12 @@ def rl(
         extra.append(f"log.run_dir={run_dir}")
     cfg = load_config(config, extra, kind="rl")  # config errors come before the heavy imports
 
-    import datasets
-    import transformers
-
     from retu.engine.callbacks import TrainingDiverged
     from retu.engine.rl import run_rl
     from retu.engine.rollout import RolloutExhaustedError
     from retu.engine.run import is_main_process
 
-    # Checkpoint writing shows a bar of its own; the training bar is enough.
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    quiet_library_bars()
     try:
         result = run_rl(cfg)
     except (RolloutExhaustedError, TrainingDiverged) as exc:  # a stop the run recorded: one line, exit 1

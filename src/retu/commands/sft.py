@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import quiet_library_bars
+
 
 def sft(
     config: Path = typer.Argument(..., help="Run config (YAML), e.g. configs/tiny/sft.yaml."),
@@ -22,16 +24,11 @@ def sft(
     if run_dir is not None:
         cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, run_dir=str(run_dir)))
 
-    import datasets
-    import transformers
-
     from retu.engine.callbacks import TrainingDiverged
     from retu.engine.run import is_main_process
     from retu.engine.sft import run_sft, sft_summary
 
-    # Tokenizing and checkpoint writing take a second each; one bar (training) is enough.
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    quiet_library_bars()
     try:
         ctx = run_sft(cfg, progress=progress and is_main_process())
     except TrainingDiverged as exc:
