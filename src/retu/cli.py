@@ -32,3 +32,15 @@ def main() -> None:
     except RetuInputError as exc:
         typer.echo(f"retu: error: {exc}", err=True)
         sys.exit(2)
+    except SystemExit as end:
+        if not end.code:  # a finished command; after a failure the launcher stops the other processes
+            _leave_process_group()
+        raise
+
+
+def _leave_process_group() -> None:
+    """End a distributed launch's process group before a clean exit (a process that exits inside one
+    can be aborted while gloo's threads still run); torch is looked at only when a command imported it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -151,6 +151,7 @@ trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_s
 mine = [f"r{rank}p{i}" for i in range(rank + 1)]  # 1 prompt on rank 0, 2 on rank 1
 out = trainer_generate_fn(trainer)(mine, max_new_tokens=4, samples=2, temperature=1.0)
 json.dump({"out": out, "seen": seen}, open(sys.argv[1] + f".{rank}", "w"))
+state.destroy_process_group()  # leave the group before exit, as retu's CLI does
 '''
 
 
