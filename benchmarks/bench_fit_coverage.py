@@ -43,6 +43,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1, got {args.runs}")
     print(f"{'x_max':>6} {'noise':>5} {'n':>3}  coverage  width   bias     sd  flagged")
     for x_max, noise, n in SCENARIOS:
         r = coverage(x_max, noise, n, args.runs)

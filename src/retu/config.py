@@ -132,6 +132,8 @@ class RolloutCfg:
             raise RetuInputError(f"rollout.engine must be auto, hf, vllm or vllm_server, got '{self.engine}'")
         if not 0 <= self.upt_gate <= self.group_size:
             raise RetuInputError(f"rollout.upt_gate must be in 0..{self.group_size} (group_size), got {self.upt_gate}")
+        if not 0.0 < self.vllm_gpu_memory <= 1.0:
+            raise RetuInputError(f"rollout.vllm_gpu_memory must be in (0, 1], got {self.vllm_gpu_memory}")
 
 
 @dataclass(frozen=True)

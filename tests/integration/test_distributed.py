@@ -166,3 +166,42 @@ def test_server_mode_evaluation_answers_every_process_through_the_main_one(tmp_p
     assert r0["seen"] == [["r0p0", "r1p0", "r1p1"]] and r1["seen"] == []  # one request, from the main process
     assert r0["out"] == [["r0p0-0", "r0p0-1"]]
     assert r1["out"] == [["r1p0-0", "r1p0-1"], ["r1p1-0", "r1p1-1"]]
+
+
+EVAL_WORKER = '''
+import json, sys
+from accelerate import PartialState
+from retu.engine.models import load_model
+from retu.eval import evaluate, evaluate_distributed
+
+state = PartialState(cpu=True)
+_, tokenizer = load_model("tiny:1m")
+rows = [{"id": i, "problem": f"Compute {i}+1.", "answer": str(i + 1 if i % 3 else i), "group": f"g{i % 2}"}
+        for i in range(7)]
+
+def answer(prompts, *, samples=1, **kwargs):  # right unless the gold was made wrong (i % 3 == 0)
+    seen = [int(p.split("Compute ")[1].split("+")[0]) for p in prompts]
+    return [[f"\\\\boxed{{{i + 1}}}"] * samples for i in seen]
+
+shared = evaluate_distributed(None, tokenizer, rows, max_new_tokens=4, generate_fn=answer)
+alone = evaluate(None, tokenizer, rows, max_new_tokens=4, generate_fn=answer)
+json.dump({"shared": [shared.accuracy, shared.sizes, shared.overall, [r["id"] for r in shared.records]],
+           "alone": [alone.accuracy, alone.sizes, alone.overall, [r["id"] for r in alone.records]]},
+          open(sys.argv[1] + f".{state.process_index}", "w"))
+state.destroy_process_group()
+'''
+
+
+def test_shared_out_evaluation_equals_one_process(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(EVAL_WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):  # 7 problems: shares of 4 and 3 (+1 filler answer, dropped)
+        r = json.loads((tmp_path / f"out.{rank}").read_text())
+        assert r["shared"] == r["alone"]
+        assert r["shared"][1] == {"g0": 4, "g1": 3} and r["shared"][3] == list(range(7))
+        assert r["shared"][2] == pytest.approx(100 * 4 / 7)  # ids 1, 2, 4, 5 right; 0, 3, 6 wrong
+

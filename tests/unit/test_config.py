@@ -49,3 +49,10 @@ def test_skip_grad_norm_is_checked(overrides, match):
     with pytest.raises(RetuInputError, match=match):
         load_config(None, overrides)
     assert load_config(None, ["kind=rl", "optim.skip_grad_norm=80"]).optim.skip_grad_norm == 80.0
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2"])
+def test_vllm_gpu_memory_is_a_share(value):
+    with pytest.raises(RetuInputError, match=f"rollout.vllm_gpu_memory must be in \\(0, 1\\], got {float(value)}"):
+        load_config(None, [f"rollout.vllm_gpu_memory={value}"])
+    assert load_config(None, ["rollout.vllm_gpu_memory=1"]).rollout.vllm_gpu_memory == 1.0

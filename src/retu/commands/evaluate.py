@@ -75,6 +75,8 @@ def evaluate_cmd(
     else:
         if model is None:
             raise RetuInputError("give a MODEL to evaluate (or --rescore FILE)")
+        if not 0.0 < gpu_memory <= 1.0:
+            raise RetuInputError(f"--gpu-memory must be in (0, 1], got {gpu_memory}")
         sets = _load_sets([b.strip() for b in benchmarks.split(",") if b.strip()], data_dir, limit, samples, seed)
         settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size)
         result = _generate_and_score(model, sets, settings, seed, choose_engine(engine), gpu_memory)

@@ -64,21 +64,15 @@ def open_engine(name_or_path: str, engine: str, *, seed: int = 0, gpu_memory: fl
     yield model.to(device) if device else model, tokenizer, None
 
 
-def sampling_params(*, max_new_tokens: int, temperature: float, top_p: float, samples: int, seed: int):
-    """vLLM's SamplingParams for `samples` completions of at most `max_new_tokens` tokens."""
-    from vllm import SamplingParams
-
-    return SamplingParams(n=samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
-
-
 def llm_generate_fn(llm, seed: int = 0) -> GenerateFn:
     """Answer prompts (chat-template text) with `llm`; returns [len(prompts)][samples] completion texts."""
 
     def generate(prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                  samples: int = 1, batch_size: int = 0, progress=None) -> list[list[str]]:
+        from vllm import SamplingParams
+
         # vLLM batches by itself (continuous batching): batch_size does not apply.
-        params = sampling_params(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 samples=samples, seed=seed)
+        params = SamplingParams(n=samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
         outputs = llm.generate(list(prompts), params, use_tqdm=False)
         if progress is not None:
             progress(len(prompts))

@@ -130,10 +130,11 @@ def run_rl(cfg: RunCfg) -> RLResult:
 
     # 2. Start (or resume) the run directory; the step-0 evaluation is the branch point P_start.
     ctx = start_run(cfg, curve=describe_branch(cfg.model.name_or_path))
-    if n_overlong and is_main_process():
-        ctx.logger.log("event", step=ctx.resume_step, event="prompts_dropped_overlong", count=n_overlong)
-    if expert is not None and is_main_process():
-        ctx.logger.log("event", step=ctx.resume_step, event="expert_data", **expert.to_dict())
+    if is_main_process():  # only the main process writes the run directory
+        if n_overlong:
+            ctx.logger.log("event", step=ctx.resume_step, event="prompts_dropped_overlong", count=n_overlong)
+        if expert is not None:
+            ctx.logger.log("event", step=ctx.resume_step, event="expert_data", **expert.to_dict())
     if ctx.resume_state.get("done"):
         return _finish(ctx, None, ctx.resume_step, {})
     seed_everything(cfg.seed)
@@ -305,7 +306,7 @@ class RLRecorder(TrainerCallback):
     def __init__(self, cfg: RunCfg, ctx: RunContext, ledger: ComputeLedger, eval_rows: list[dict],
                  tokenizer: PreTrainedTokenizerBase):
         self.write = is_main_process()  # every process evaluates its share; the main one writes
-        self.generate_fn = None  # transformers' generate, or the trainer's colocated vLLM (run_rl)
+        self.generate_fn = None  # transformers' generate, or the trainer's vLLM engine (run_rl)
         self.cfg, self.logger, self.ledger = cfg, ctx.logger, ledger
         self.eval_rows, self.tokenizer = eval_rows, tokenizer
         self.resume_step = ctx.resume_step

@@ -38,6 +38,7 @@ import math
 from collections import defaultdict
 
 import torch
+from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.trainer.utils import pad
 
@@ -131,19 +132,11 @@ class RetuGRPOTrainer(GRPOTrainer):
     def _sample_round(self, rows: list[dict], stats: dict[str, list[float]]) -> list[Group]:
         """One generation round: this process's groups, then every process's, in process order."""
         local: dict[str, list[float]] = defaultdict(list)
-        parts = self._all_gather((self._sample_groups(rows, local), dict(local)))
+        parts = gather_object([(self._sample_groups(rows, local), dict(local))])  # one entry per process
         for _, part_stats in parts:
             for name, values in part_stats.items():
                 stats[name] += values
         return [g for groups, _ in parts for g in groups]
-
-    def _all_gather(self, obj) -> list:
-        """`obj` from every process, in process order ([obj] in a single process)."""
-        if self.accelerator.num_processes == 1:
-            return [obj]
-        out = [None] * self.accelerator.num_processes
-        torch.distributed.all_gather_object(out, obj)
-        return out
 
     def _sample_groups(self, rows: list[dict], stats: dict[str, list[float]]) -> list[Group]:
         """Generate and reward G - n_expert rollouts per prompt; add expert rows; apply the gate."""
@@ -295,7 +288,7 @@ class RetuGRPOTrainer(GRPOTrainer):
         seq_lens = (inputs["prompt_mask"].sum(-1) + completion_len)[completion_len > 0].tolist()
         local = (float(sum(seq_lens)), compute_training_flops(self.shape, seq_lens), out.loss.detach().item(),
                  {name: value.item() for name, value in out.metrics.items()})
-        parts = self._all_gather(local)
+        parts = gather_object([local])  # one entry per process
         self.ledger.add(tokens=sum(p[0] for p in parts), flops=sum(p[1] for p in parts))
         sink = self._metrics["train"]
         # Each micro-batch's loss is its share of the step's loss (global normalisers), so the

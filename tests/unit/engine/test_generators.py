@@ -108,6 +108,8 @@ def test_retu_eval_engine_choice(fake_vllm, monkeypatch):
 
     app, runner = cli_app(), CliRunner()
     args = ["eval", "tiny:1m", "--benchmarks", "arith", "--limit", "3", "--max-new-tokens", "4"]
+    bad = runner.invoke(app, [*args, "--gpu-memory", "1.5"])
+    assert str(bad.exception) == "--gpu-memory must be in (0, 1], got 1.5"
     refused = runner.invoke(app, [*args, "--engine", "vllm"])  # vllm importable, but no CUDA here
     assert isinstance(refused.exception, RetuInputError)
     assert str(refused.exception) == "--engine=vllm needs a CUDA GPU; set --engine=hf"
