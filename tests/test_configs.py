@@ -24,8 +24,36 @@ def _build_sft(cfg, tmp_path):
     assert args.assistant_only_loss and args.max_length == cfg.data.max_prompt_len + cfg.data.max_response_len
 
 
-# kind -> how a run config of that kind becomes its trainer's configuration (others may add theirs).
-BUILDERS = {"sft": _build_sft}
+def _build_rl(cfg, tmp_path):
+    import dataclasses
+
+    from retu.engine.rl import build_grpo_config
+
+    cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, run_dir=str(tmp_path / "run")))
+    args = build_grpo_config(cfg)
+    assert args.max_steps == cfg.optim.max_steps and args.learning_rate == cfg.optim.lr
+    assert args.num_generations == cfg.rollout.group_size and args.max_completion_length == cfg.data.max_response_len
+
+
+# kind -> how a run config of that kind becomes its trainer's configuration.
+BUILDERS = {"sft": _build_sft, "rl": _build_rl}
+
+
+def test_tiny_configs_evaluate_alike():
+    """Every tiny run config evaluates on the same held-out problems with the same settings, and the
+    RL ones train on the same prompts and response limit (what `retu compare` and `retu pipeline`
+    check; the standalone RL configs differ only in length and learning rate)."""
+    from retu.config import EVAL_KEYS, config_value, to_dict
+
+    tiny = {p.name: to_dict(load_config(p)) for p in CONFIGS
+            if p.parent.name == "tiny" and p.stem.split("_")[0] in ("sft", "rl")}
+    assert len(tiny) == 7
+    rl_keys = ("data.train", "data.arith_n_train", "data.arith_train_steps", "data.max_response_len",
+               "rollout.group_size", "rollout.temperature", "optim.batch_size")
+    for key in EVAL_KEYS:
+        assert len({repr(config_value(c, key)) for c in tiny.values()}) == 1, key
+    for key in rl_keys:
+        assert len({repr(config_value(c, key)) for c in tiny.values() if c["kind"] == "rl"}) == 1, key
 
 
 def test_configs_exist():

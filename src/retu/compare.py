@@ -21,12 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from retu.algos.registry import ALGORITHMS
 from retu.config import RunCfg, read_top_level
 from retu.errors import RetuInputError
-from retu.pipeline import DEFAULT_RL, DEFAULT_SFT, pick_steps, run_stage, stage_config
+from retu.report.paradigms import Paradigm, paradigm_curve
+from retu.stages import DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, stage_config
 
 SFT, SFT_THEN_RL = "sft", "sft_then_rl"
 METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
@@ -85,17 +84,11 @@ def sft_run_config(ccfg: CompareCfg) -> RunCfg:
 
 
 def rl_run_config(ccfg: CompareCfg, method: str, model: str) -> RunCfg:
-    """The RL run of `method` from `model` in <root>/<method>, with the method's preset and overrides.
-
-    The shared RL config's `loss.kwargs` belong to its own algorithm; another method starts from its
-    preset's defaults.
-    """
+    """The RL run of `method` from `model` in <root>/<method>, with the method's preset and overrides."""
     algo = ccfg.then_rl_algo if method == SFT_THEN_RL else method
-    shared = stage_config(ccfg.rl_config, DEFAULT_RL, list(ccfg.rl_overrides))
-    kwargs = [] if shared.loss.algo == algo else ["loss.kwargs={}"]
-    overrides = [*ccfg.rl_overrides, f"loss.algo={algo}", *kwargs, *ccfg.method_overrides.get(method, []),
-                 f"model.name_or_path={model}", f"log.run_dir={Path(ccfg.run_dir) / method}"]
-    return stage_config(ccfg.rl_config, DEFAULT_RL, overrides)
+    return method_config(ccfg.rl_config, list(ccfg.rl_overrides), algo,
+                         [*ccfg.method_overrides.get(method, []), f"model.name_or_path={model}",
+                          f"log.run_dir={Path(ccfg.run_dir) / method}"])
 
 
 def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
@@ -104,71 +97,6 @@ def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
 
     (step,) = pick_steps(sft_dir, "switch" if ccfg.switch == "auto" else ccfg.switch, "switch")
     return checkpoint_dir(sft_dir, step)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Curves and fits
-
-
-@dataclass(frozen=True)
-class Paradigm:
-    """One paradigm's curve on the shared axis and its fit.
-
-    Attributes:
-        method: Key of METHODS.
-        label: Display name.
-        x: [N] cumulative EFLOPs from the base model, first point the paradigm's start.
-        y: [N] accuracy (%) at each point.
-        x0: EFLOPs spent before the paradigm's own run (SFT-then-RL: its SFT leg; else 0).
-        steps: [N] the run's step of each point.
-        fit: The ceiling fit on (x - x0, y), or None.
-        note: Why there is no fit, or the fit's flags.
-    """
-
-    method: str
-    label: str
-    x: np.ndarray
-    y: np.ndarray
-    x0: float
-    steps: np.ndarray
-    fit: object
-    note: str
-
-    def row(self) -> dict:
-        """The table row (JSON-safe)."""
-        f = self.fit
-        return {"method": self.method, "paradigm": self.label, "steps": int(self.steps[-1]),
-                "eflops": float(self.x[-1]), "start": float(self.y[0]), "best": float(self.y.max()),
-                "final": float(self.y[-1]), "ceiling": None if f is None else f.ceiling,
-                "ceiling_ci": None if f is None else list(f.ceiling_ci),
-                "trusted": f is not None and not f.flagged, "note": self.note}
-
-
-def paradigm_curve(method: str, run_dir: Path) -> Paradigm:
-    """The paradigm's points from its metrics.jsonl, on the shared axis, and its ceiling fit."""
-    from retu.scaling.curves import read_curve_run
-
-    curve = read_curve_run(run_dir / "metrics.jsonl")
-    if curve.kind == "sft":
-        x, y, steps, x0 = curve.x, curve.y, curve.steps, 0.0
-    else:  # RL: the branch point, then the points since it
-        x0 = float(curve.sft_eflops or 0.0)
-        x = x0 + np.concatenate([[0.0], curve.x])
-        y, steps = np.concatenate([[curve.p_start], curve.y]), np.concatenate([[curve.sft_step or 0], curve.steps])
-    fit, note = fit_paradigm(x - x0, y, str(run_dir))
-    return Paradigm(method, LABELS[method], x, y, x0, steps, fit, note)
-
-
-def fit_paradigm(x: np.ndarray, y: np.ndarray, source: str):
-    """(fit or None, note): the ceiling fit from the paradigm's start, or why it could not be made."""
-    from retu.scaling import fit_ceiling
-
-    try:
-        fit = fit_ceiling(x, y, p_start=float(y[0]), source=source)
-    except RetuInputError as exc:
-        return None, f"not fitted: {exc}"
-    flags = [name for name, on in (("collapsed", fit.collapsed), ("unsaturated", not fit.saturated)) if on]
-    return fit, ", ".join(flags)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -187,8 +115,8 @@ def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
     sft_cfg = sft_run_config(ccfg)  # every run config is checked before anything trains
     base = sft_cfg.model.name_or_path
     rl_cfgs = {m: rl_run_config(ccfg, m, base) for m in ccfg.methods if m in ALGORITHMS}
-    if SFT_THEN_RL in ccfg.methods:
-        rl_run_config(ccfg, SFT_THEN_RL, base)
+    then = {SFT_THEN_RL: rl_run_config(ccfg, SFT_THEN_RL, base)} if SFT_THEN_RL in ccfg.methods else {}
+    check_shared({SFT: sft_cfg, **rl_cfgs, **then})
 
     def stage(name: str, cfg: RunCfg, fn) -> None:
         run_stage(cfg, fn, echo, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
@@ -200,7 +128,7 @@ def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
     if SFT_THEN_RL in ccfg.methods:
         branch = switch_checkpoint(ccfg, Path(sft_cfg.log.run_dir))
         stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch)), run_rl)
-    paradigms = [paradigm_curve(m, root / m) for m in ccfg.methods]
+    paradigms = [paradigm_curve(m, LABELS[m], root / m) for m in ccfg.methods]
     return write_compare(paradigms, root / "report")
 
 
@@ -213,7 +141,7 @@ def render_compare(paradigms: list[Paradigm]) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for p in paradigms:
         r = p.row()
-        ceiling = "-" if p.fit is None else p.fit.ceiling_text()
+        ceiling = "-" if p.ceiling is None else p.ceiling.text()
         lines.append(f"| {p.label} | {r['steps']} | {r['eflops']:.4g} | {r['start']:.1f} | {r['best']:.1f} | "
                      f"{r['final']:.1f} | {ceiling} | {p.note} |")
     trusted = sorted((p for p in paradigms if p.fit is not None and not p.fit.flagged),
@@ -245,8 +173,7 @@ def write_compare(paradigms: list[Paradigm], out_dir: Path) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
-    writer.writerows([{**r, "ceiling_ci": "" if r["ceiling_ci"] is None else " ".join(map(str, r["ceiling_ci"]))}
-                      for r in rows])
+    writer.writerows([{**r, "ceiling": "" if r["ceiling"] is None else r["ceiling"]["value"]} for r in rows])
     atomic_write(out_dir / "compare.csv", buf.getvalue())
     curves = {p.method: {"eflops": p.x.tolist(), "accuracy": p.y.tolist(), "steps": p.steps.tolist(),
                          "fit": None if p.fit is None else p.fit.to_dict()} for p in paradigms}

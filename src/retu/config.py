@@ -56,6 +56,7 @@ class DataCfg:
     arith_max_steps: int = _f(5, "embedded task: difficulty levels 1..N operations")
     arith_train_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the training split")
     arith_eval_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the eval split")
+    arith_noise: float = _f(0.0, "embedded task: share of train and validation trajectories with one wrong step")
     max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
     max_response_len: int = _f(128, "response tokens generated / trained at most")
     keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "
@@ -72,7 +73,10 @@ class OptimCfg:
     beta1: float = _f(0.9, "AdamW beta1")
     beta2: float = _f(0.95, "AdamW beta2")
     warmup_ratio: float = _f(0.0, "share of steps with linear warm-up")
-    schedule: str = _f("constant", "constant or cosine")
+    schedule: str = _f("constant", "constant or cosine (after the warm-up)")
+    min_lr_ratio: float = _f(0.0, "cosine: the final learning rate as a share of lr (0 = decay to 0)")
+    decay_steps: int = _f(0, "cosine: steps after the warm-up over which lr decays, then holds at min_lr_ratio "
+                             "(0 = decay until max_steps)")
     grad_clip: float = _f(1.0, "gradient-norm clip")
     max_steps: int = _f(1000, "optimizer steps")
     batch_size: int = _f(32, "sequences (SFT) or prompts (RL) per optimizer step")
@@ -83,6 +87,12 @@ class OptimCfg:
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
             raise RetuInputError(f"optim.schedule must be constant or cosine, got '{self.schedule}'")
+        if not 0.0 <= self.min_lr_ratio < 1.0 or (self.min_lr_ratio and self.schedule != "cosine"):
+            raise RetuInputError(f"optim.min_lr_ratio must be in [0, 1) and needs optim.schedule=cosine, got "
+                                 f"{self.min_lr_ratio} with {self.schedule}")
+        if self.decay_steps < 0 or (self.decay_steps and self.schedule != "cosine"):
+            raise RetuInputError(f"optim.decay_steps must be >= 0 and needs optim.schedule=cosine, got "
+                                 f"{self.decay_steps} with {self.schedule}")
         if self.lr <= 0 or self.max_steps <= 0 or self.batch_size <= 0 or self.grad_accum <= 0:
             raise RetuInputError("optim.lr, optim.max_steps, optim.batch_size and optim.grad_accum must be > 0")
         if self.skip_grad_norm < 0 or (self.skip_grad_norm and not self.grad_clip):
@@ -245,6 +255,31 @@ def _set_path(raw: dict, dotted: str, value) -> None:
     node[parts[-1]] = value
 
 
+def read_yaml(path: Path):
+    """A YAML file's data ({} when empty); bad YAML raises one line naming the file and line.
+
+    Raises:
+        RetuInputError: the file is not UTF-8 or not valid YAML (tags such as !!python/object included).
+    """
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise RetuInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise RetuInputError(f"{path}{line}: not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise RetuInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _parse_value(text: str, item: str):
+    try:
+        return yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        raise RetuInputError(f"override '{item}': the value is not valid YAML (quote it)") from None
+
+
 def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
     """`a.b=value` strings -> (key, YAML-parsed value); a malformed one names itself."""
     out = []
@@ -252,7 +287,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise RetuInputError(f"override '{item}' must look like section.key=value")
-        out.append((key.strip(), yaml.safe_load(text) if text else None))
+        out.append((key.strip(), _parse_value(text, item)))
     return out
 
 
@@ -265,13 +300,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), **fix
         p = Path(path)
         if not p.exists():
             raise RetuInputError(f"{p}: config file not found")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.MarkedYAMLError as exc:
-            line = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
-            raise RetuInputError(f"{p}{line}: not valid YAML ({exc.problem})") from None
-        except yaml.YAMLError:
-            raise RetuInputError(f"{p}{line}: not valid YAML") from None
+        raw = read_yaml(p)
     for key, value in parse_overrides(list(overrides)):
         _set_path(raw, key, value)
     raw.update(fixed)
@@ -281,6 +310,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), **fix
         if str(exc).startswith(src):
             raise
         raise RetuInputError(f"{src}: {exc}") from None
+
+
+# The settings that define what an evaluation measures: two runs agreeing on these evaluate the same
+# problems the same way (the held-out splits are drawn first, so the training size does not matter).
+EVAL_KEYS = ("data.eval", "data.seed", "data.arith_n_val", "data.arith_n_eval", "data.arith_eval_steps",
+             "eval.temperature", "eval.samples", "eval.max_new_tokens")
+
+
+def config_value(config: dict, dotted: str):
+    """The value at `a.b` of a config as plain data (`to_dict`, or a config.yaml); None when absent."""
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
 
 
 def to_dict(cfg) -> dict:
@@ -308,14 +353,14 @@ def read_top_level(cls, path: str | Path | None, overrides: list[str], *, what: 
         p = Path(path)
         if not p.exists():
             raise RetuInputError(f"{p}: {what} config not found")
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(p)
         if not isinstance(raw, dict):
             raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise RetuInputError(f"override '{item}' must look like key=value")
-        raw[key] = yaml.safe_load(value)
+        raw[key] = _parse_value(value, item)
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(valid))
     if unknown:

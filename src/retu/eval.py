@@ -8,6 +8,7 @@ Scores are in percent. Completions are kept so any score can be re-checked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,17 +22,25 @@ from retu.rewards import score_completions
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Per-group and overall pass@1 (%), group sizes, and per-problem records with completions."""
+    """Per-group and overall pass@1 (%), group sizes, and per-problem records with completions.
+
+    `se` is the standard error of `overall` in points over problems (the sd of the per-problem mean
+    scores / sqrt(n)); with one greedy sample it is the binomial sqrt(p (1 - p) / n).
+    """
 
     accuracy: dict[str, float]
     sizes: dict[str, int]
     overall: float
     records: list[dict] = field(repr=False)
+    se: float = float("nan")
 
     def metrics(self) -> dict[str, float]:
-        """Flat metric names for metrics.jsonl: eval/<group>/pass@1 and eval/overall."""
+        """Flat metric names for metrics.jsonl: eval/<group>/pass@1, eval/overall, its standard error
+        eval/se and the number of problems eval/n."""
         out = {f"eval/{g}/pass@1": a for g, a in self.accuracy.items()}
         out["eval/overall"] = self.overall
+        out["eval/se"] = self.se
+        out["eval/n"] = sum(self.sizes.values())
         return out
 
     def summary(self) -> str:
@@ -179,7 +188,25 @@ def _aggregate(rows, completions, flat_scores, samples: int) -> EvalResult:
                         "scores": scores})
     accuracy = {g: 100.0 * totals[g] / sizes[g] for g in sorted(totals)}
     overall = 100.0 * sum(totals.values()) / max(sum(sizes.values()), 1)
-    return EvalResult(accuracy, sizes, overall, records)
+    return EvalResult(accuracy, sizes, overall, records, standard_error(problem_scores(records)))
+
+
+def problem_scores(records: Sequence[dict]) -> list[float]:
+    """Each problem's mean score over its samples (an unscored sample counts 0)."""
+    return [sum(s or 0.0 for s in r["scores"]) / len(r["scores"]) for r in records]
+
+
+def standard_error(scores: Sequence[float]) -> float:
+    """Standard error (points) of the mean of per-problem scores in [0, 1]; NaN for fewer than 2.
+
+    >>> round(standard_error([1.0, 0.0, 1.0, 0.0]), 2)
+    28.87
+    """
+    n = len(scores)
+    if n < 2:
+        return float("nan")
+    mean = sum(scores) / n
+    return 100.0 * math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1) / n)
 
 
 def rescore(records: Sequence[dict], *, timeout_s: float = 5.0) -> EvalResult:
@@ -203,4 +230,4 @@ def merge_results(results: Sequence[EvalResult]) -> EvalResult:
         records += r.records
     total = sum(sizes.values())
     overall = sum(accuracy[g] * sizes[g] for g in accuracy) / total if total else float("nan")
-    return EvalResult(accuracy, sizes, overall, records)
+    return EvalResult(accuracy, sizes, overall, records, standard_error(problem_scores(records)))

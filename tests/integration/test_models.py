@@ -70,7 +70,7 @@ def test_base_model_builds_answers_some_one_step_problems_and_caches(tmp_path):
     # The default recipe (500 steps, ~45 s on 2 idle cores): fewer steps give a model that has not
     # yet learned to read the prompt (at 300 steps it answers from the operator alone).
     model, tok = models.base_model("1m", seed=0, cache_dir=tmp_path)
-    path = tmp_path / "base" / "1m-seed0-v1"
+    path = tmp_path / "base" / f"1m-seed0-{models.BASE_VERSION}"
     assert sorted(p.name for p in (tmp_path / "base").iterdir()) == [path.name]  # no temporary left
     assert (path / "config.json").is_file() and (path / "pretrain.json").is_file()
 

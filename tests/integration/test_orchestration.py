@@ -65,23 +65,29 @@ def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path):
     killed = config("killed")
     proc = subprocess.Popen([sys.executable, "-m", "retu", "pipeline", str(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    rl_dir = tmp_path / "killed" / "rl" / "arith-step4"
+    rl_dir = tmp_path / "killed" / "seed-0" / "rl" / "arith-step4"
     kill_when(proc, rl_dir / "checkpoints" / "step-2" / "retu_state.json")
     assert not (rl_dir / "checkpoints" / "step-4").exists()  # killed in the middle of the last RL stage
     resumed = retu("pipeline", killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "[pipeline] SFT" in resumed.stdout and "(done)" in resumed.stdout  # finished stages are skipped
+    assert "[pipeline] seed 0: SFT" in resumed.stdout and "(done)" in resumed.stdout  # finished stages are skipped
     assert_no_duplicates(tmp_path / "killed")
-    report = (tmp_path / "killed" / "report" / "report.md").read_text()
+    out = tmp_path / "killed" / "report"
+    report = (out / "report.md").read_text()
     assert report == (tmp_path / "whole" / "report" / "report.md").read_text().replace(
         str(tmp_path / "whole"), str(tmp_path / "killed"))
-    assert "P0 =" in report and "| 4 |" in report
+    assert report.startswith("# retu report\n\n## Findings\n") and "| 0 |" in report and "| 4 |" in report
+    saved = json.loads((out / "report.json").read_text())
+    assert [f["id"] for f in saved["findings"]][:2] == ["F1", "F2"]
+    f1 = saved["findings"][0]
+    assert f1["verdict"] in ("holds", "fails", "inconclusive") and f1["claim"].startswith("SFT-then-RL beats pure SFT")
     # Pure SFT's best counts every evaluated checkpoint, the branch points' P_sft included.
-    rows = json.loads((tmp_path / "killed" / "report" / "report.json").read_text())["tables"][0]["rows"]
-    line = next(x for x in report.splitlines() if x.startswith("- Pure SFT (arith)"))
-    assert float(line.rsplit(" ", 1)[1].rstrip("%.")) >= max(r["P_sft"] for r in rows if r["step"])
+    rows = saved["per_seed"]["0"]["tables"][0]["rows"]
+    sft_best = f1["numbers"]["pure SFT best checkpoint"]
+    assert sft_best["value"] >= max(r["P_sft"] for r in rows if r["step"]) and sft_best["n"] == 16
+    assert sft_best["lo"] <= sft_best["value"] <= sft_best["hi"]
     for name in ("phases.png", "fits.png", "decomposition.png", "decomposition.csv", "report.json"):
-        assert (tmp_path / "killed" / "report" / name).stat().st_size > 0
+        assert (out / name).stat().st_size > 0
 
 
 def test_compare_runs_every_paradigm_on_one_axis_and_resumes(tmp_path):

@@ -53,4 +53,5 @@ def test_evaluate_records_and_merge():
     assert all(len(r["completions"]) == 2 and len(r["scores"]) == 2 for r in res.records)
     both = merge_results([res, evaluate(model, tok, [{**rows[0], "group": "other"}], max_new_tokens=2)])
     assert both.sizes == {"steps_1": 3, "other": 1}
-    assert set(both.metrics()) == {"eval/steps_1/pass@1", "eval/other/pass@1", "eval/overall"}
+    assert set(both.metrics()) == {"eval/steps_1/pass@1", "eval/other/pass@1", "eval/overall", "eval/se", "eval/n"}
+    assert both.metrics()["eval/n"] == 4

@@ -11,10 +11,37 @@ from retu.pipeline import choose_branches, load_pipeline_config, rl_config, sft_
 def test_defaults_build_valid_stage_configs(tmp_path):
     p = load_pipeline_config(None, [f"run_dir={tmp_path}"])
     sft = sft_config(p, p.datasets[0])
-    rl = rl_config(p, str(tmp_path / "arith" / "checkpoints" / "step-100"), "arith-step100")
-    assert sft.kind == "sft" and sft.log.run_dir == str(tmp_path / "arith")
-    assert rl.kind == "rl" and rl.loss.algo == "dapo_dc" and rl.log.run_dir == str(tmp_path / "rl" / "arith-step100")
+    rl = rl_config(p, str(tmp_path / "seed-0" / "arith" / "checkpoints" / "step-100"), "arith-step100")
+    assert sft.kind == "sft" and sft.log.run_dir == str(tmp_path / "seed-0" / "arith")
+    assert rl.kind == "rl" and rl.loss.algo == "dapo_dc"
+    assert rl.log.run_dir == str(tmp_path / "seed-0" / "rl" / "arith-step100")
     assert rl.model.name_or_path.endswith("step-100")
+
+
+def test_a_seed_sets_the_run_data_and_model_seeds_in_its_own_directory(tmp_path):
+    from retu.pipeline import check_stages, paradigm_config
+
+    p = load_pipeline_config(None, [f"run_dir={tmp_path}", "seeds=[3, 4]", "paradigms=[luffy]",
+                                    "paradigm_overrides={luffy: [optim.lr=5.0e-5]}"])
+    sft = sft_config(p, p.datasets[0], seed=4)
+    assert (sft.seed, sft.data.seed, sft.model.seed, sft.log.run_dir) == (4, 4, 4, str(tmp_path / "seed-4" / "arith"))
+    luffy = paradigm_config(p, "luffy", "base:1m", seed=3)
+    assert (luffy.loss.algo, luffy.optim.lr, luffy.seed) == ("luffy", 5e-5, 3)
+    assert luffy.log.run_dir == str(tmp_path / "seed-3" / "paradigms" / "luffy")
+    assert sorted(check_stages(p)) == [3, 4]
+
+
+def test_stages_that_would_evaluate_differently_are_refused(tmp_path):
+    from retu.pipeline import check_stages
+
+    p = load_pipeline_config(None, [f"run_dir={tmp_path}", "rl_overrides=[eval.max_new_tokens=32]"])
+    with pytest.raises(RetuInputError, match=r"eval.max_new_tokens differs between stages sft .* \(64\) and rl base "
+                                             r"\(32\)"):
+        check_stages(p)
+    p = load_pipeline_config(None, [f"run_dir={tmp_path}", "paradigms=[upt]",
+                                    "paradigm_overrides={upt: ['data.arith_train_steps=[2,3]']}"])
+    with pytest.raises(RetuInputError, match="data.arith_train_steps differs between stages rl base"):
+        check_stages(p)
 
 
 def test_yaml_datasets_and_overrides(tmp_path):
@@ -112,8 +139,19 @@ def test_compare_switch_checkpoint(tmp_path):
 def test_branches_modes(tmp_path):
     assert load_pipeline_config(None, ["branches=switch"]).branches == "switch"
     assert load_pipeline_config(None, ["branches=[100, 200]"]).branches == (100, 200)
-    with pytest.raises(RetuInputError, match="branches must be 'auto', 'switch' or a list of SFT steps, got 'all'"):
-        load_pipeline_config(None, ["branches=all"])
+    assert load_pipeline_config(None, ["branches=[Adaptive, Stable]"]).branches == ("Adaptive", "Stable")
+    for bad in ("all", "[Adaptive, 100]", "[]"):
+        with pytest.raises(RetuInputError, match="branches must be 'auto', 'switch', a list of SFT steps or a list of "
+                                                 "sub-phases"):
+            load_pipeline_config(None, [f"branches={bad}"])
+    for bad in ("[arith, arith]", "[rl]", "[seed-1]"):
+        names = ", ".join(f"{{name: {n}}}" for n in bad.strip("[]").split(", "))
+        with pytest.raises(RetuInputError, match="dataset names must be unique"):
+            load_pipeline_config(None, [f"datasets=[{names}]"])
+    with pytest.raises(RetuInputError, match="seeds must be a non-empty list of distinct integers"):
+        load_pipeline_config(None, ["seeds=[1, 1]"])
+    with pytest.raises(RetuInputError, match="unknown paradigm 'lufy'"):
+        load_pipeline_config(None, ["paradigms=[lufy]"])
 
 
 def test_orchestrators_refuse_a_distributed_launch(tmp_path, monkeypatch):

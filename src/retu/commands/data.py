@@ -26,20 +26,27 @@ def arith(
     max_steps: int = typer.Option(5, "--max-steps", help="Difficulty levels 1..max-steps (operations)."),
     operand_max: int = typer.Option(9, "--operand-max", help="Operands are drawn from 0..operand-max."),
     ops: str = typer.Option("+-", "--ops", help="Operations to draw from, a subset of '+-*'."),
+    difficulty: str = typer.Option("uniform", "--difficulty", help="Training levels: uniform (1..max-steps), easy "
+                                   "(the lowest 2/5) or hard (the highest 2/5); val and eval stay uniform."),
+    noise: float = typer.Option(0.0, "--noise", help="Share of train and val trajectories with one wrong step."),
 ) -> None:
     """Write the arithmetic task's train / val / eval splits (no 2+-step problem in two splits)."""
     from retu.data.io import write_jsonl
     from retu.errors import RetuInputError
-    from retu.tasks.arith import ArithConfig, make_splits
+    from retu.tasks.arith import ArithConfig, difficulty_levels, make_splits
 
     if max_steps < 1:
         raise RetuInputError(f"--max-steps must be >= 1, got {max_steps}")
     levels = tuple(range(1, max_steps + 1))
-    splits = make_splits(seed, n_train, n_val, n_eval, steps_train=levels, steps_eval=levels,
-                         cfg=ArithConfig(operand_max=operand_max, ops=ops))
+    train_levels = difficulty_levels(difficulty, max_steps)
+    splits = make_splits(seed, n_train, n_val, n_eval, steps_train=train_levels, steps_eval=levels,
+                         cfg=ArithConfig(operand_max=operand_max, ops=ops), noise=noise)
     for name, rows in splits.items():
         path = write_jsonl(out / f"{name}.jsonl", rows)
-        typer.echo(f"{path}: {len(rows)} problems, steps 1-{max_steps}")
+        shown = train_levels if name == "train" else levels
+        wrong = sum(bool(r.get("expert_error")) for r in rows)
+        typer.echo(f"{path}: {len(rows)} problems, steps {shown[0]}-{shown[-1]}"
+                   + (f", {wrong} with a wrong step" if wrong else ""))
 
 
 IN_ARGUMENT = typer.Argument(..., metavar="IN", help="Problem set (JSONL of problem rows or chat rows).")

@@ -55,6 +55,33 @@ def step_of(path: str | os.PathLike) -> int:
     return int(match.group(1))
 
 
+def recorded_eval(checkpoint: str | os.PathLike, config: dict) -> dict | None:
+    """The evaluation the run that saved `checkpoint` logged at its step, when it evaluated the same
+    problems the same way as `config` (`retu.config.EVAL_KEYS`); its eval/* metrics, else None.
+
+    An RL branch from an SFT checkpoint starts with this evaluation instead of repeating it, so every
+    problem is evaluated once per checkpoint.
+    """
+    import yaml
+
+    from retu.config import EVAL_KEYS, config_value
+    from retu.metrics import read_records
+
+    path = Path(checkpoint)
+    run = path.parent.parent
+    if path.parent.name != "checkpoints" or not _STEP_DIR.fullmatch(path.name) or not (run / "config.yaml").exists():
+        return None
+    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    if any(config_value(saved, k) != config_value(config, k) for k in EVAL_KEYS):
+        return None
+    step = step_of(path)
+    records = [r for r in read_records(run / "metrics.jsonl") if r.get("kind") == "eval" and r.get("step") == step
+               and (r.get("metrics") or {}).get("eval/overall") is not None]
+    if not records:
+        return None
+    return {k: v for k, v in records[-1]["metrics"].items() if k.startswith("eval/")}
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints of a run (those holding `retu_state.json`), oldest first."""
     root = Path(run_dir) / "checkpoints"

@@ -15,7 +15,7 @@ pretrained for 500 steps (about 45 s on 2 idle CPU cores) on the corpus of `retu
 with a plain PyTorch loop, so it has partly learned the arithmetic facts, seen the step format and
 ChatML, and answers chats directly with a `\\boxed{}` guess. Greedy accuracy of `base:1m` on the
 200 one-step problems: 12% (seed 0), 8.5% (seed 1); on 2-5-step problems 3.5% and 3% (SFT reaches
-99% and 52-86%). The model is cached in `$RETU_CACHE/base/<size>-seed<seed>-v1/` (default
+99% and 52-86%). The model is cached in `$RETU_CACHE/base/<size>-seed<seed>-v2/` (default
 `~/.cache/retu`), written to a temporary directory and renamed when complete, so a killed build
 never leaves a half-written model, and rebuilt from the seed when missing.
 
@@ -68,7 +68,7 @@ __all__ = [
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ADAPTER_CONFIG = "adapter_config.json"  # what marks a PEFT (LoRA) checkpoint
-BASE_VERSION = "v1"  # bump when the corpus or the recipe changes, so old caches are not reused
+BASE_VERSION = "v2"  # bump when the corpus or the recipe changes, so old caches are not reused
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def base_model(
             larger sizes take proportionally longer (DESIGN.md section 6 has their speeds).
         seed: seeds both the initialisation and the corpus; the build is deterministic on one machine.
         cache_dir: cache root; default `$RETU_CACHE`, else `~/.cache/retu`. The model lives in
-            `<root>/base/<size>-seed<seed>-v1/` (a `-steps<N>` suffix marks a non-default length).
+            `<root>/base/<size>-seed<seed>-v2/` (a `-steps<N>` suffix marks a non-default length).
         steps: optimizer steps; None gives the default `PretrainCfg.steps`. Smaller values are for
             tests.
 

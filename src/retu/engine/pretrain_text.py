@@ -8,7 +8,7 @@ priors a pretrained LM brings to math, and nothing more:
    chains, so the facts the task needs (running results -45..54) are in the text.
 2. Chains: worked sums in the task's running-result form (`23+5=28`, `28-3=25`, then
    `23+5-3=25`), always starting outside 0..9, so no task problem ever appears with its answer.
-3. Chats: ChatML turns asking a one-step task problem ("Compute 7+5." and the task's instruction),
+3. Chats: ChatML turns asking a one-step task problem ("Compute 7+5.", as the task's rows put it),
    answered directly with `\\boxed{12}`; the trainer puts the loss on the assistant turn only, as
    instruction data would (without that, 600 steps do not teach a 1M model to read the prompt).
 
@@ -27,6 +27,7 @@ import random
 from dataclasses import dataclass
 
 from retu.data.chat import INSTRUCTION, format_user
+from retu.tasks import arith
 
 __all__ = ["INSTRUCTION", "Chain", "chat_messages", "format_prompt", "sample_chain", "sample_documents"]
 
@@ -82,8 +83,8 @@ def sample_chain(rng: random.Random, n_ops: int, firsts: tuple[int, ...] = tuple
 
 
 def format_prompt(chain: Chain) -> str:
-    """The task's user message: `Compute 7+5-3+9.` then a newline and `INSTRUCTION`."""
-    return format_user(f"Compute {chain.expression}.")
+    """The task's user message, as its rows give it: `Compute 7+5-3+9.` (no instruction line)."""
+    return format_user(f"Compute {chain.expression}.", arith.INSTRUCTION)
 
 
 def chat_messages(chain: Chain, response: str) -> list[dict[str, str]]:

@@ -55,13 +55,14 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig
 
 from retu.algos.registry import build_algorithm
-from retu.config import RunCfg
+from retu.config import RunCfg, to_dict
 from retu.data.chat import build_messages
 from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
 from retu.engine.checkpoints import (
     CheckpointCallback,
     read_state,
+    recorded_eval,
     staging_dir,
     step_of,
 )
@@ -69,7 +70,7 @@ from retu.engine.datasets import load_problem_sets
 from retu.engine.models import load_model, lora_config
 from retu.engine.rl_trainer import RetuGRPOTrainer
 from retu.engine.rollout import ComputeLedger, resolve_engine, resolve_settings
-from retu.engine.run import RunContext, end_run, is_main_process, seed_everything, start_run, world_size
+from retu.engine.run import RunContext, end_run, is_main_process, optim_args, seed_everything, start_run, world_size
 from retu.errors import RetuInputError, warn
 from retu.eval import evaluate_distributed
 from retu.flops import EFLOP, load_shape
@@ -77,7 +78,6 @@ from retu.metrics import JsonlLogger
 from retu.rewards import check_gold
 
 RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf", "optim")  # train-record groups the trainer fills
-SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -245,13 +245,10 @@ def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
     try:
         args = GRPOConfig(
             output_dir=str(staging_dir(cfg.log.run_dir)), per_device_train_batch_size=rows // (cfg.optim.grad_accum * world),
-            gradient_accumulation_steps=cfg.optim.grad_accum, num_generations=cfg.rollout.group_size,
+            num_generations=cfg.rollout.group_size,
             num_iterations=cfg.rollout.updates_per_batch, max_completion_length=cfg.data.max_response_len,
-            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, beta=0.0,
-            learning_rate=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, adam_beta1=cfg.optim.beta1,
-            adam_beta2=cfg.optim.beta2, warmup_steps=cfg.optim.warmup_ratio,
-            lr_scheduler_type=SCHEDULES[cfg.optim.schedule], max_grad_norm=cfg.optim.grad_clip,
-            max_steps=cfg.optim.max_steps, seed=cfg.seed, logging_steps=cfg.log.log_every,
+            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, beta=0.0, **optim_args(cfg.optim),
+            seed=cfg.seed, logging_steps=cfg.log.log_every,
             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, report_to="none",
             bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
             use_cpu=not gpu, ddp_find_unused_parameters=False, activation_checkpointing=False,
@@ -353,10 +350,15 @@ class RLRecorder(TrainerCallback):
     def _evaluate(self, model, step: int) -> None:
         start = time.perf_counter()
         e = self.cfg.eval
-        result = evaluate_distributed(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
-                                      temperature=e.temperature, samples=e.samples, batch_size=e.batch_size,
-                                      generate_fn=self.generate_fn)
-        self.last_eval = result.metrics()
+        # The branch point: the SFT run evaluated this checkpoint on the same problems already.
+        reused = recorded_eval(self.cfg.model.name_or_path, to_dict(self.cfg)) if step == 0 else None
+        if reused is None:
+            reused = evaluate_distributed(model, self.tokenizer, self.eval_rows, max_new_tokens=e.max_new_tokens,
+                                          temperature=e.temperature, samples=e.samples, batch_size=e.batch_size,
+                                          generate_fn=self.generate_fn).metrics()
+        elif self.write:
+            self.logger.log("event", step=0, event="eval_reused", source=self.cfg.model.name_or_path)
+        self.last_eval = reused
         if self.write:
             write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,
                                                                    "perf/eval_s": time.perf_counter() - start})

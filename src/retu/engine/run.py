@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from retu.config import RunCfg, save_config, to_dict
+from retu.config import OptimCfg, RunCfg, save_config, to_dict
 from retu.engine.checkpoints import clear_staging, latest_checkpoint, read_state, step_of
 from retu.errors import RetuInputError
 from retu.metrics import JsonlLogger
@@ -75,6 +75,32 @@ def require_one_process(command: str) -> None:
     if world_size() > 1:
         raise RetuInputError(f"{command} runs its stages in one process (launched with {world_size()}); launch "
                              "the stages themselves with `accelerate launch -m retu sft|rl CONFIG` (docs/scaling.md)")
+
+
+def optim_args(o: OptimCfg) -> dict:
+    """The HF TrainingArguments of an `OptimCfg`, shared by the SFT and RL recipes.
+
+    A warm-up of `warmup_ratio` (a share of max_steps), then constant or cosine; a cosine with
+    `min_lr_ratio` ends at that share of the peak (HF's cosine_with_min_lr). With `decay_steps` the
+    cosine reaches the floor after that many steps past the warm-up and holds it (HF's
+    warmup_stable_decay with no stable part).
+
+    >>> optim_args(OptimCfg(schedule="cosine", min_lr_ratio=0.25))["lr_scheduler_kwargs"]
+    {'min_lr_rate': 0.25}
+    >>> optim_args(OptimCfg(schedule="cosine", min_lr_ratio=0.1, decay_steps=300))["lr_scheduler_kwargs"]
+    {'num_stable_steps': 0, 'num_decay_steps': 300, 'min_lr_ratio': 0.1, 'decay_type': 'cosine'}
+    """
+    if o.decay_steps:
+        cosine = ("warmup_stable_decay", {"num_stable_steps": 0, "num_decay_steps": o.decay_steps,
+                                          "min_lr_ratio": o.min_lr_ratio, "decay_type": "cosine"})
+    elif o.min_lr_ratio:
+        cosine = ("cosine_with_min_lr", {"min_lr_rate": o.min_lr_ratio})
+    else:
+        cosine = ("cosine", {})
+    kind, kwargs = {"constant": ("constant_with_warmup", {}), "cosine": cosine}[o.schedule]
+    return {"learning_rate": o.lr, "lr_scheduler_type": kind, "lr_scheduler_kwargs": kwargs,
+            "warmup_steps": o.warmup_ratio, "max_steps": o.max_steps, "gradient_accumulation_steps": o.grad_accum,
+            "adam_beta1": o.beta1, "adam_beta2": o.beta2, "weight_decay": o.weight_decay, "max_grad_norm": o.grad_clip}
 
 
 def seed_everything(seed: int) -> None:

@@ -45,6 +45,7 @@ from retu.engine.run import (
     check_run_dir,
     end_run,
     is_main_process,
+    optim_args,
     seed_everything,
     start_run,
     world_size,
@@ -52,10 +53,6 @@ from retu.engine.run import (
 from retu.errors import RetuInputError
 from retu.metrics import read_series
 from retu.phases import detect_phases
-
-# optim.schedule -> HF scheduler name; "constant_with_warmup" is plain constant when warmup is 0.
-SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}
-
 
 # ---------------------------------------------------------------------------------------------------
 # Inputs and trainer
@@ -85,9 +82,7 @@ def sft_args(cfg: RunCfg, run_dir, *, assistant_only: bool = True) -> SFTConfig:
     micro_batch = o.batch_size // (o.grad_accum * world_size())
     return SFTConfig(
         output_dir=str(staging_dir(run_dir)), seed=cfg.seed, data_seed=cfg.seed,
-        max_steps=o.max_steps, per_device_train_batch_size=micro_batch, gradient_accumulation_steps=o.grad_accum,
-        learning_rate=o.lr, lr_scheduler_type=SCHEDULES[o.schedule], warmup_steps=o.warmup_ratio,
-        adam_beta1=o.beta1, adam_beta2=o.beta2, weight_decay=o.weight_decay, max_grad_norm=o.grad_clip,
+        per_device_train_batch_size=micro_batch, **optim_args(o),
         bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
         activation_checkpointing=gpu, dataloader_pin_memory=gpu, use_cpu=not gpu,  # CPU processes: gloo
         ddp_find_unused_parameters=False,

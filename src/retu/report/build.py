@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,7 +69,7 @@ def build_report(paths: list[str | Path]) -> Report:
     phases = {}
     for log in sft_logs:
         s = read_series(log, "loss/val")
-        phases[_scene_of(log)] = detect_phases(s.step, s.value, source=str(log))
+        phases[_scene_of(log)] = detect_phases(s.step, s.value, source=str(log.parent))
     notes, fits = [], []
     for log in rl_logs:
         curve = read_curve_run(log)
@@ -113,70 +114,97 @@ def _with_base_rows(tables: list[DecompositionTable]) -> list[DecompositionTable
 # Writing
 
 
-def _table_csv(tables: list[DecompositionTable]) -> str:
+def table_csv(tables_by_seed: dict[int | None, list[DecompositionTable]]) -> str:
+    """decomposition.csv: one row per (seed, scene, SFT step) with the 95% intervals."""
+    def ci(pair, i):
+        return "" if pair is None or not math.isfinite(pair[i]) else round(pair[i], 4)
+
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["scene", "step", "x_sft", "P_sft", "PL_rl", "A_post", "A_lower", "A_upper", "C_mid", "B", "flags"])
-    for t in tables:
-        for r in t.rows:
-            w.writerow([t.scene, r.step, r.x_sft, round(r.P_sft, 4), None if r.PL_rl is None else round(r.PL_rl, 4),
-                        None if r.A_post is None else round(r.A_post, 4), round(r.A_bounds[0], 4),
-                        round(r.A_bounds[1], 4), round(r.C_mid, 4), round(r.B, 4), ";".join(r.flags)])
+    w.writerow(["seed", "scene", "step", "x_sft", "P_sft", "P_sft_lo", "P_sft_hi", "PL_rl", "A_post", "A_lo", "A_hi",
+                "A_lower", "A_upper", "C_mid", "B", "flags"])
+    for seed, tables in tables_by_seed.items():
+        for t in tables:
+            for r in t.rows:
+                w.writerow([seed, t.scene, r.step, r.x_sft, round(r.P_sft, 4), ci(r.P_sft_ci, 0), ci(r.P_sft_ci, 1),
+                            None if r.PL_rl is None else round(r.PL_rl, 4),
+                            None if r.A_post is None else round(r.A_post, 4), ci(r.A_ci, 0), ci(r.A_ci, 1),
+                            round(r.A_bounds[0], 4), round(r.A_bounds[1], 4), round(r.C_mid, 4), round(r.B, 4),
+                            ";".join(r.flags)])
     return buf.getvalue()
 
 
-def render_markdown(report: Report, figures: dict[str, str], extra: str = "") -> str:
-    """report.md text: phases and switch point, decomposition tables, correlation, figures."""
-    lines = ["# retu report", ""]
-    if extra:
-        lines += [extra, ""]
+def _ci(pair) -> str:
+    return "" if pair is None or not all(math.isfinite(v) for v in pair) else f" [{pair[0]:.1f}, {pair[1]:.1f}]"
+
+
+def render_sections(report: Report, figures: dict[str, str], level: int = 2) -> list[str]:
+    """report.md's sections at heading `level`: phases and switch point, decomposition tables (every
+    accuracy with its 95% interval), correlation, figures, notes."""
+    h = "#" * level
+    lines = []
     for scene, p in report.phases.items():
         mild = f"; Mild overfitting window: steps {p.mild_window[0]}-{p.mild_window[1]}" if p.mild_window else ""
         unconfirmed = "" if p.saturation_confirmed else " The minimum is the last checkpoint: saturation is not confirmed."
-        lines += [f"## SFT sub-phases: {scene}", "",
+        lines += [f"{h} SFT sub-phases: {scene}", "",
                   f"Minimum validation loss {p.L_min:.4f} at step {p.step_min}. Recommended switch to RL: step "
                   f"{p.recommended_step} (first Stable checkpoint){mild}.{unconfirmed}", "",
                   "| step | val loss | phase |", "| ---: | ---: | --- |"]
         lines += [f"| {int(s)} | {v:.4f} | {ph} |" for s, v, ph in zip(p.steps, p.losses, p.phases, strict=True)]
         lines.append("")
     for t in report.tables:
-        lines += [f"## A_post = P_sft + PL_rl: {t.scene}", "", "| SFT step | x_sft (EFLOPs) | P_sft | PL_rl | A_post | "
-                  "C_mid | B | flags |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        lines += [f"{h} A_post = P_sft + PL_rl: {t.scene}", "",
+                  "Accuracy in % with 95% intervals: P_sft from the branch point's evaluation, A_post from the fit's "
+                  "bootstrap.", "",
+                  "| SFT step | x_sft (EFLOPs) | P_sft | PL_rl | A_post | C_mid | B | flags |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for r in t.rows:
-            a = f"{r.A_post:.1f}" if r.A_post is not None else f">= {r.A_bounds[0]:.1f}"
+            a = f"{r.A_post:.1f}{_ci(r.A_ci)}" if r.A_post is not None else f">= {r.A_bounds[0]:.1f}"
             pl = "-" if r.PL_rl is None else f"{r.PL_rl:.1f}"
             x = "-" if r.x_sft is None else f"{r.x_sft:.4g}"
-            lines.append(f"| {r.step} | {x} | {r.P_sft:.1f} | {pl} | {a} | {r.C_mid:.3g} | {r.B:.2f} | "
+            lines.append(f"| {r.step} | {x} | {r.P_sft:.1f}{_ci(r.P_sft_ci)} | {pl} | {a} | {r.C_mid:.3g} | {r.B:.2f} | "
                          f"{', '.join(r.flags)} |")
         if t.best is not None:
             lines += ["", f"Highest trusted ceiling: A_post = {t.best.A_post:.1f} from SFT step {t.best.step}."]
         lines.append("")
     if report.correlation is not None:
-        lines += ["## Minimum validation loss as a predictor", "", report.correlation.summary(), ""]
+        lines += [f"{h} Minimum validation loss as a predictor", "", report.correlation.summary(), ""]
     for title, name in figures.items():
-        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+        lines += [f"{h} {title}", "", f"![{title}]({name})", ""]
     if report.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
-    return "\n".join(lines)
+        lines += [f"{h} Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    return lines
+
+
+def render_markdown(report: Report, figures: dict[str, str], extra: str = "") -> str:
+    """report.md text: an optional opening section, then `render_sections`."""
+    lines = ["# retu report", ""] + ([extra, ""] if extra else [])
+    return "\n".join(lines + render_sections(report, figures))
+
+
+def write_figures(report: Report, out: Path, suffix: str = "") -> dict[str, str]:
+    """The report's figures as PNGs in `out` (file names end in `suffix`); {title: file name}."""
+    from retu.report.plots import plot_decomposition, plot_fits, plot_phases
+
+    figures = {}
+    if report.phases:
+        plot_phases(list(report.phases.values()), out / f"phases{suffix}.png")
+        figures["Validation loss and sub-phases"] = f"phases{suffix}.png"
+    if report.fits:
+        plot_fits(_base_in_every_scene(report.fits), out / f"fits{suffix}.png")
+        figures["RL curves and fitted ceilings"] = f"fits{suffix}.png"
+    if report.tables:
+        plot_decomposition(report.tables, out / f"decomposition{suffix}.png", report.phases)
+        figures["Plasticity-Ceiling decomposition"] = f"decomposition{suffix}.png"
+    return figures
 
 
 def write_report(report: Report, out_dir: str | Path, extra: str = "") -> Path:
     """Write report.md, report.json, decomposition.csv and the figures into out_dir; returns report.md."""
-    from retu.report.plots import plot_decomposition, plot_fits, plot_phases
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {}
-    if report.phases:
-        plot_phases(list(report.phases.values()), out / "phases.png")
-        figures["Validation loss and sub-phases"] = "phases.png"
-    if report.fits:
-        plot_fits(_base_in_every_scene(report.fits), out / "fits.png")
-        figures["RL curves and fitted ceilings"] = "fits.png"
-    if report.tables:
-        plot_decomposition(report.tables, out / "decomposition.png", report.phases)
-        figures["Plasticity-Ceiling decomposition"] = "decomposition.png"
-    atomic_write(out / "decomposition.csv", _table_csv(report.tables))
+    figures = write_figures(report, out)
+    atomic_write(out / "decomposition.csv", table_csv({None: report.tables}))
     atomic_write(out / "report.json", json.dumps(report.to_dict(), indent=1))
     return atomic_write(out / "report.md", render_markdown(report, figures, extra))
 

@@ -59,6 +59,15 @@ def _compute_axis(ax, max_eflops: float, label: str) -> None:
     ax.set_xlabel(f"{label} ({unit})")
 
 
+def _footnote(fig, text: str, y: float) -> None:
+    """A caption under the panels, wrapped to the figure's width (a long line would widen the saved
+    figure, since it is cut to its contents)."""
+    import textwrap
+
+    chars = int(fig.get_figwidth() * 72 / 7 * 1.6)  # ~1.6 characters per point of width at 7 pt
+    fig.text(0.01, y, textwrap.fill(text, chars), fontsize=7, va="top")
+
+
 def _grid(n: int, width: float = 4.2, height: float = 3.2):
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -111,8 +120,8 @@ def plot_fits(pairs: list[tuple[Curve, CeilingFit]], path: str | os.PathLike) ->
             _compute_axis(ax, max(c.x.max() for c, _ in runs), "RL compute since branch")
             ax.set_ylabel("accuracy (%)")
             ax.legend(fontsize=6, loc="best", frameon=True, framealpha=0.8)
-        fig.text(0.01, -0.04, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
-                 "v: below the axis; dashed ceiling: unsaturated (lower bound)", fontsize=7)
+        _footnote(fig, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
+                  "v: below the axis; dashed ceiling: unsaturated (lower bound)", 0.0)
         return _save(fig, path)
 
 
@@ -158,10 +167,10 @@ def plot_decomposition(tables: list[DecompositionTable], path: str | os.PathLike
             draw_decomposition(ax, table, (phases or {}).get(table.scene))
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
         fig.legend(handles + list(axes[0].get_legend_handles_labels()[0]),
-                   list(PHASE_COLORS) + ["P_sft", "PL_rl", "PL_rl < 0"], loc="upper center", ncol=7, fontsize=7,
-                   frameon=False, bbox_to_anchor=(0.5, 1.04))
-        fig.text(0.01, -0.1, "number: A_post; blue: P_sft (up to A_post); orange: PL_rl > 0; grey: PL_rl < 0, "
-                 "from A_post up to P_sft; * flagged (collapsed or unsaturated): A_post is a lower bound", fontsize=7)
+                   list(PHASE_COLORS) + ["P_sft", "PL_rl", "PL_rl < 0"], loc="lower center", ncol=4, fontsize=7,
+                   frameon=False, bbox_to_anchor=(0.5, 1.0))
+        _footnote(fig, "number: A_post; blue: P_sft (up to A_post); orange: PL_rl > 0; grey: PL_rl < 0, from A_post "
+                  "up to P_sft; * flagged (collapsed, unsaturated or a parameter at a bound)", -0.02)
         return _save(fig, path)
 
 
@@ -184,13 +193,23 @@ def draw_phases(ax, result: PhaseResult) -> None:
     ax.legend(fontsize=7, frameon=False)
 
 
+def run_name(source: str) -> str:
+    """A readable name for a log: the run directory's name for `runs/x/metrics.jsonl`, else the file's.
+
+    >>> run_name("runs/pipeline/seed-0/arith/metrics.jsonl"), run_name("trainer_state.json")
+    ('arith', 'trainer_state.json')
+    """
+    path = Path(source)
+    return path.parent.name if path.name == "metrics.jsonl" and path.parent.name else path.name
+
+
 def plot_phases(results: list[PhaseResult], path: str | os.PathLike) -> Path:
     """One panel per log: validation loss with sub-phase backgrounds (Fig. 3 style)."""
     with plt.rc_context(STYLE):
         fig, axes = _grid(len(results), 4.6, 3.0)
         for ax, result in zip(axes, results, strict=True):
             draw_phases(ax, result)
-            ax.set_title(Path(result.source).name if os.sep in result.source else result.source, fontsize=8)
+            ax.set_title(run_name(result.source), fontsize=8)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
         fig.legend(handles, list(PHASE_COLORS), loc="upper center", ncol=4, fontsize=7, frameon=False,
                    bbox_to_anchor=(0.5, 1.05))
@@ -205,15 +224,19 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
     """Accuracy against cumulative EFLOPs from the base model, one colour per paradigm (Fig. 2).
 
     Args:
-        paradigms: `retu.compare.Paradigm`s (x, y, x0, fit, label).
+        paradigms: `retu.report.paradigms.Paradigm`s (x, y, x0, fit, label; error bars from y_err).
         path: PNG to write.
     """
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         colors = plt.cm.tab10(np.arange(len(paradigms)) % 10)
         for p, color in zip(paradigms, colors, strict=True):
-            label = p.label if p.fit is None else f"{p.label}: {p.fit.ceiling_text()}"
-            ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
+            label = p.label if p.ceiling is None else f"{p.label}: {p.ceiling.text()}"
+            if p.y_err is not None and np.isfinite(p.y_err).any():
+                ax.errorbar(p.x, p.y, yerr=np.nan_to_num(p.y_err), fmt="o", ms=3, color=color, alpha=0.75, lw=0.7,
+                            capsize=1.5)
+            else:
+                ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
             if p.x0 > 0:  # SFT-then-RL starts where its SFT leg ended
                 ax.plot([p.x0], [p.y[0]], "D", ms=6, color=color, markeredgecolor="k", markeredgewidth=0.6)
             if p.fit is None:
@@ -225,8 +248,10 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
                       linestyles=":" if not p.fit.flagged else "--", alpha=0.8)
         _compute_axis(ax, max(p.x.max() for p in paradigms), "training compute from the base model")
         ax.set_ylabel("accuracy (%)")
-        ax.set_title("Paradigms on one compute axis")
+        seeds = max(p.seeds for p in paradigms)
+        ax.set_title("Paradigms on one compute axis" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""))
         ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.85)
-        fig.text(0.01, -0.03, "lines: fitted sigmoid from each paradigm's start; dotted: fitted ceiling "
-                 "(dashed: flagged); diamond: SFT-then-RL's switch from SFT to RL", fontsize=7)
+        _footnote(fig, "bars: 95% interval of each evaluation (across seeds when several); lines: fitted sigmoid "
+                  "from each paradigm's start; dotted: fitted ceiling (dashed: flagged); diamond: the switch from SFT "
+                  "to RL", 0.0)
         return _save(fig, path)

@@ -5,9 +5,10 @@ Curve JSON (the schema of ../shared/data/retu): {"scene", "kind": "sft"|"rl", "s
 EFLOPs since the branch point, SFT x is cumulative SFT EFLOPs.
 
 A retu run's metrics.jsonl gives a curve from its `eval` records (metric `eval/overall`, cumulative
-`flops`): x is EFLOPs since the first eval record, whose value is the branch point. Its `run_start`
-record may carry `curve: {"kind", "scene", "sft_step", "sft_eflops"}`; otherwise the run is an RL
-curve named by its run_id.
+`flops`): x is EFLOPs since the first eval record, whose value is the branch point (an SFT run's x is
+its cumulative EFLOPs, from its step-0 evaluation). Its `run_start` record may carry `curve: {"kind",
+"scene", "sft_step", "sft_eflops"}`; otherwise its config's kind says sft or rl (rl when absent), and
+the curve is named by its run_id.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from retu.errors import RetuInputError, where
 from retu.flops import EFLOP
+from retu.intervals import eval_interval
 from retu.metrics import read_records
 
 OVERALL = "eval/overall"
@@ -40,6 +42,7 @@ class Curve:
     p_start: float | None
     steps: np.ndarray | None
     n_dropped: int
+    p_start_ci: tuple[float, float] | None = None
 
 
 def _number(value, path: Path, what: str) -> float:
@@ -100,7 +103,7 @@ def read_curve_run(path: Path) -> Curve:
     flops = np.array([float(r["flops"]) for r in evals])
     y = np.array([math.nan if r["metrics"][OVERALL] is None else float(r["metrics"][OVERALL]) for r in evals])
     steps = np.array([r.get("step") or 0 for r in evals], dtype=float)
-    kind = meta.get("kind", "rl")
+    kind = meta.get("kind") or (start.get("config") or {}).get("kind") or "rl"
     x = (flops - flops[0]) / EFLOP if kind == "rl" else flops / EFLOP
     keep = np.isfinite(y)
     p_start = float(y[0]) if kind == "rl" and keep[0] else None
@@ -109,7 +112,8 @@ def read_curve_run(path: Path) -> Curve:
     sl = slice(1, None) if kind == "rl" else slice(None)
     return Curve(str(path), kind, str(meta.get("scene") or start.get("run_id") or path.parent.name),
                  meta.get("sft_step"), meta.get("sft_eflops"), x[sl][keep[sl]], y[sl][keep[sl]],
-                 p_start, steps[sl][keep[sl]], int((~keep).sum()))
+                 p_start, steps[sl][keep[sl]], int((~keep).sum()),
+                 eval_interval(evals[0]["metrics"]) if kind == "rl" else None)
 
 
 def _is_curve_file(path: Path) -> bool:

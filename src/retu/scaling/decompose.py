@@ -32,9 +32,15 @@ class DecompositionRow:
     C_mid: float  # noqa: N815
     B: float
     flags: tuple[str, ...]
+    P_sft_ci: tuple[float, float] | None = None  # noqa: N815 - 95%, from the branch point's evaluation
+    A_ci: tuple[float, float] | None = None  # noqa: N815 - 95% bootstrap interval of the fitted ceiling
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "x_sft": self.x_sft, "P_sft": round(self.P_sft, 4),
+        def ci(pair):
+            return None if pair is None or not all(math.isfinite(v) for v in pair) else [round(v, 4) for v in pair]
+
+        return {"step": self.step, "x_sft": self.x_sft, "P_sft": round(self.P_sft, 4), "P_sft_ci": ci(self.P_sft_ci),
+                "A_ci": ci(self.A_ci),
                 "PL_rl": None if self.PL_rl is None else round(self.PL_rl, 4),
                 "A_post": None if self.A_post is None else round(self.A_post, 4),
                 "A_bounds": [round(v, 4) for v in self.A_bounds], "C_mid": round(self.C_mid, 4),
@@ -73,7 +79,8 @@ class DecompositionTable:
 
 def fit_flags(fit: CeilingFit) -> tuple[str, ...]:
     """Words for what makes a ceiling untrustworthy (empty when it can be used as a number)."""
-    return tuple(f for f, on in (("collapsed", fit.collapsed), ("unsaturated", not fit.saturated)) if on)
+    bounds = ("at bound (" + ", ".join(fit.at_bounds) + ")",) if fit.at_bounds else ()
+    return tuple(f for f, on in (("collapsed", fit.collapsed), ("unsaturated", not fit.saturated)) if on) + bounds
 
 
 def decompose(pairs: list[tuple[Curve, CeilingFit]]) -> list[DecompositionTable]:
@@ -87,7 +94,8 @@ def decompose(pairs: list[tuple[Curve, CeilingFit]]) -> list[DecompositionTable]
         by_scene.setdefault(curve.scene, []).append(DecompositionRow(
             step=curve.sft_step, x_sft=curve.sft_eflops if curve.sft_step else 0.0 if curve.sft_step == 0 else None,
             P_sft=fit.p_start, PL_rl=None if a_post is None else a_post - fit.p_start, A_post=a_post,
-            A_bounds=fit.ceiling_bounds, C_mid=fit.c_mid, B=fit.slope, flags=flags))
+            A_bounds=fit.ceiling_bounds, C_mid=fit.c_mid, B=fit.slope, flags=flags, P_sft_ci=curve.p_start_ci,
+            A_ci=fit.ceiling_ci))
     return [DecompositionTable(scene, tuple(sorted(rows, key=lambda r: (r.step is None, r.step or 0))))
             for scene, rows in sorted(by_scene.items())]
 

@@ -122,6 +122,23 @@ class CeilingFit:
     def flagged(self) -> bool:
         return self.collapsed or not self.saturated
 
+    @property
+    def at_bounds(self) -> tuple[str, ...]:
+        """Parameters the reported fit left on a bound of its search box, e.g. ("B=10",): the data do
+        not pin them, so C_mid and B (and possibly A) are not estimates. A step function (all of the
+        gain realised at once, C_mid -> 0) shows as "gain at end=1". The saturation constraint
+        (gain at end >= options.saturation_gain) binding is by design, not a bound: an unsaturated
+        curve is flagged as such."""
+        rel = 1e-3
+        out = []
+        if self.slope <= SLOPE_BOUNDS[0] * (1 + rel) or self.slope >= SLOPE_BOUNDS[1] * (1 - rel):
+            out.append(f"B={self.slope:.3g}")
+        if self.gain_at_end >= 1.0 - 1e-4:
+            out.append("gain at end=1")
+        if self.ceiling >= self.options.upper * (1 - rel / 10):
+            out.append(f"A={self.options.upper:g}")
+        return tuple(out)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """[N] performance of the fitted (constrained) curve at compute x."""
         return sigmoid_power(np.asarray(x, dtype=float), self.p_start, self.ceiling, self.c_mid, self.slope)
@@ -184,10 +201,15 @@ def _predict(theta: np.ndarray, x: np.ndarray, p_start: float, x_end: float) -> 
     return p_start + (ceiling - p_start) * expit(slope * np.log(x / x_end) + logit(g_end))
 
 
+SLOPE_BOUNDS = (0.05, 10.0)
+G_END_MAX = 1.0 - 1e-6  # a fit that reaches it is a step function (C_mid -> 0)
+A_BELOW_START = 50.0  # the ceiling may lie this far below min(P_start, y)
+
+
 def _solve(x, y, p_start, x_end, g_min, upper, *, loss="linear", f_scale=1.0, starts=None) -> _Solution:
     """Bounded multistart least squares over (A, g_end, B); g_end >= g_min is the saturation constraint."""
-    lo = np.array([min(p_start, y.min()) - 50.0, g_min, 0.05])
-    hi = np.array([upper, 1.0 - 1e-6, 10.0])
+    lo = np.array([min(p_start, y.min()) - A_BELOW_START, g_min, SLOPE_BOUNDS[0]])
+    hi = np.array([upper, G_END_MAX, SLOPE_BOUNDS[1]])
     if starts is None:
         top = float(np.max(y))
         starts = [np.array([a, g, b]) for a in (top, top + 4.0)

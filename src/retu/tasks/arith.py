@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from retu.errors import RetuInputError
 
 SOURCE = "arith"
+# The task's problems say what to do and its trajectories end in \boxed{}, so its rows carry no
+# instruction line (`retu.data.chat`): a third of the tokens of a prompt, saved in every pass.
+INSTRUCTION = ""
 _PREFIX = "Compute "
 _TOKEN = re.compile(r"\d+|[+\-*]")
 _APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -109,6 +112,22 @@ def solve_problem(text: str) -> str:
     return "\n".join(solve_steps(*parse_problem(text)))
 
 
+def corrupt_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str]) -> list[str]:
+    """Expert trajectory with one wrong step, as real expert data has: one operation's result is off by
+    1 or 2, and the later steps and the boxed answer carry the error on.
+
+    >>> corrupt_steps(random.Random(0), [7, 5, 3], "+-")
+    ['7+5=12', '12-3=11', '\\\\boxed{11}']
+    """
+    wrong = rng.randrange(len(ops))
+    value, lines = operands[0], []
+    for i, (op, b) in enumerate(zip(ops, operands[1:])):
+        new = _APPLY[op](value, b) + (rng.choice((-2, -1, 1, 2)) if i == wrong else 0)
+        lines.append(f"{value}{op}{b}={new}")
+        value = new
+    return [*lines, f"\\boxed{{{value}}}"]
+
+
 def answer_of(operands: Sequence[int], ops: Sequence[str]) -> int:
     """Value of the chain evaluated left to right."""
     value = operands[0]
@@ -118,13 +137,15 @@ def answer_of(operands: Sequence[int], ops: Sequence[str]) -> int:
 
 
 def generate_problem(rng: random.Random, steps: int, cfg: ArithConfig = ArithConfig()) -> dict:
-    """Draw one problem of `steps` operations as a row without id: problem, answer, solution, steps."""
+    """Draw one problem of `steps` operations as a row without id: problem, answer, solution, source,
+    steps and instruction ("", see INSTRUCTION)."""
     if steps < 1:
         raise RetuInputError(f"arith steps must be >= 1, got {steps}")
     operands = [rng.randint(cfg.operand_min, cfg.operand_max) for _ in range(steps + 1)]
     ops = [rng.choice(cfg.ops) for _ in range(steps)]
     return {"problem": format_problem(operands, ops), "answer": str(answer_of(operands, ops)),
-            "solution": "\n".join(solve_steps(operands, ops)), "source": SOURCE, "steps": steps}
+            "solution": "\n".join(solve_steps(operands, ops)), "source": SOURCE, "steps": steps,
+            "instruction": INSTRUCTION}
 
 
 def count_distinct(steps: int, cfg: ArithConfig = ArithConfig()) -> int:
@@ -171,11 +192,45 @@ def make_split(rng: random.Random, n: int, levels: Sequence[int], cfg: ArithConf
     return [{"id": f"{SOURCE}-{name}-{i}", **row} for i, row in enumerate(rows)]
 
 
+DIFFICULTIES = ("easy", "uniform", "hard")
+
+
+def difficulty_levels(name: str, max_steps: int = 5) -> tuple[int, ...]:
+    """Training levels (operations) of a difficulty preset: `uniform` is 1..max_steps, `easy` its
+    lowest and `hard` its highest 2/5 of the levels (at least one), so sets of equal size differ in
+    how hard their trajectories are (the paper's RQ3).
+
+    >>> difficulty_levels("easy"), difficulty_levels("uniform"), difficulty_levels("hard")
+    ((1, 2), (1, 2, 3, 4, 5), (4, 5))
+
+    Raises:
+        RetuInputError: an unknown preset or max_steps < 1.
+    """
+    if name not in DIFFICULTIES or max_steps < 1:
+        raise RetuInputError(f"arith difficulty must be one of {', '.join(DIFFICULTIES)} with max steps >= 1, "
+                             f"got {name!r}, {max_steps}")
+    k = max(1, round(0.4 * max_steps))
+    levels = {"easy": range(1, k + 1), "uniform": range(1, max_steps + 1), "hard": range(max_steps - k + 1, max_steps + 1)}
+    return tuple(levels[name])
+
+
+def add_noise(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
+    """Rows with the solutions of round(share x len) of them (drawn by `rng`) given one wrong step."""
+    wrong = set(rng.sample(range(len(rows)), round(share * len(rows))))
+    out = []
+    for i, row in enumerate(rows):
+        if i in wrong:
+            operands, ops = parse_problem(row["problem"])
+            row = {**row, "solution": "\n".join(corrupt_steps(rng, operands, ops)), "expert_error": True}
+        out.append(row)
+    return out
+
+
 def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
                 steps_train: Sequence[int] = (1, 2, 3, 4, 5),
                 steps_val: Sequence[int] | None = None,
                 steps_eval: Sequence[int] = (1, 2, 3, 4, 5),
-                cfg: ArithConfig = ArithConfig()) -> dict[str, list[dict]]:
+                cfg: ArithConfig = ArithConfig(), noise: float = 0.0) -> dict[str, list[dict]]:
     """Train / validation / eval problem sets that share no problem of 2+ steps.
 
     Args:
@@ -184,6 +239,9 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
         steps_train, steps_val, steps_eval: Difficulty levels (operations) per split; validation
             defaults to the eval levels.
         cfg: Operand range and operations.
+        noise: Share of train and validation trajectories with one wrong step (`corrupt_steps`);
+            their `answer` stays right and they carry `"expert_error": true`. Eval rows are never
+            changed, and the problems drawn do not depend on it.
 
     Returns:
         {"train": rows, "val": rows, "eval": rows}; each row has id, problem, answer, solution,
@@ -192,6 +250,8 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
     Raises:
         RetuInputError: If a level has fewer unique problems left than requested.
     """
+    if not 0.0 <= noise < 1.0:
+        raise RetuInputError(f"arith noise (share of wrong expert trajectories) must be in [0, 1), got {noise}")
     plan = [("eval", n_eval, steps_eval), ("val", n_val, steps_eval if steps_val is None else steps_val),
             ("train", n_train, steps_train)]
     taken: dict[int, set[str]] = {}  # steps -> problems of 2+ steps used by any split
@@ -202,4 +262,6 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
                                  f"steps={list(levels)}")
         rng = random.Random(f"retu-arith/{seed}/{name}")  # str seeds hash with sha512: stable across runs
         splits[name] = make_split(rng, n, list(levels), cfg, taken, name)
+        if name != "eval" and noise:
+            splits[name] = add_noise(splits[name], noise, random.Random(f"retu-arith/{seed}/{name}/noise"))
     return {name: splits[name] for name in ("train", "val", "eval")}

@@ -115,3 +115,26 @@ def test_doctests():
 
     result = doctest.testmod(retu.engine.checkpoints)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_recorded_eval_is_reused_only_for_the_same_evaluation(tmp_path):
+    from retu.config import load_config, save_config, to_dict
+    from retu.engine.checkpoints import recorded_eval
+    from retu.metrics import JsonlLogger
+
+    sft = load_config(None, ["kind=sft", f"log.run_dir={tmp_path}", "data.arith_n_eval=300", "data.arith_n_train=64"])
+    save_config(sft, tmp_path / "config.yaml")
+    log = JsonlLogger(tmp_path / "metrics.jsonl", run_id="sft")
+    log.log("eval", step=50, metrics={"loss/val": 0.5})  # a validation without accuracy
+    log.log("eval", step=100, metrics={"loss/val": 0.4, "eval/overall": 61.5, "eval/se": 2.8, "eval/n": 300})
+    (tmp_path / "checkpoints" / "step-100").mkdir(parents=True)
+    # An RL branch with another training set but the same evaluation reuses it (eval/* keys only).
+    rl = load_config(None, ["kind=rl", "data.arith_n_eval=300", "data.arith_n_train=5000"])
+    assert recorded_eval(tmp_path / "checkpoints" / "step-100", to_dict(rl)) == {
+        "eval/overall": 61.5, "eval/se": 2.8, "eval/n": 300}
+    # Another eval set, other sampling, a step without accuracy, or not a checkpoint: evaluate again.
+    for other in (["data.arith_n_eval=200"], ["eval.temperature=0.7"], ["data.seed=1"]):
+        assert recorded_eval(tmp_path / "checkpoints" / "step-100",
+                             to_dict(load_config(None, ["kind=rl", "data.arith_n_eval=300", *other]))) is None
+    assert recorded_eval(tmp_path / "checkpoints" / "step-50", to_dict(rl)) is None
+    assert recorded_eval("base:1m", to_dict(rl)) is None

@@ -157,7 +157,7 @@ def _weights_equal(a, b):
 
 def test_base_model_uses_a_complete_cache_without_building(tmp_path, monkeypatch):
     model, tok = build_tiny_model("1m", seed=0)
-    path = tmp_path / "base" / "1m-seed0-v1"  # the default path under RETU_CACHE
+    path = tmp_path / "base" / f"1m-seed0-{models.BASE_VERSION}"  # the default path under RETU_CACHE
     model.save_pretrained(path)
     tok.save_pretrained(path)
     monkeypatch.setenv("RETU_CACHE", str(tmp_path))
@@ -194,7 +194,7 @@ def test_packed_rows_train_chats_on_the_assistant_turn_only():
 def test_chain_steps_and_prompt_match_the_task():
     chain = Chain((7, 5, 3, 9), ("+", "-", "+"))
     assert chain.steps == ["7+5=12", "12-3=9", "9+9=18"] and chain.answer == 18
-    assert format_prompt(chain) == "Compute 7+5-3+9.\nPut the final answer in \\boxed{}."
+    assert format_prompt(chain) == "Compute 7+5-3+9."  # as the task's rows: no instruction line
 
 
 def test_corpus_is_seeded_and_holds_no_multistep_task_problem():
@@ -205,7 +205,7 @@ def test_corpus_is_seeded_and_holds_no_multistep_task_problem():
     assert 100 < len(chats) < 300  # DOC_WEIGHTS gives chats 40%
     # Chats ask one-step problems only (all 200 are used for training anyway); no text spells out a
     # task expression of 2+ steps (single-digit first operand), so held-out evaluation stays clean.
-    assert all(re.fullmatch(r"Compute \d[+-]\d\.\n" + re.escape(INSTRUCTION), c[0]["content"]) for c in chats)
+    assert all(re.fullmatch(r"Compute \d[+-]\d\.", c[0]["content"]) for c in chats)
     assert all(re.fullmatch(r"\\boxed\{-?\d+\}", c[1]["content"]) for c in chats)
     assert re.search(r"^\d[+-]\d[+-]\d", text, flags=re.M) is None
     assert re.search(r"^-?\d\d[+-]\d[+-]\d", text, flags=re.M) is not None  # off-task chains do appear

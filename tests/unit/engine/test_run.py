@@ -2,12 +2,13 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 
 from retu.config import load_config
 from retu.engine.checkpoints import finalize_checkpoint, staging_dir
-from retu.engine.run import end_run, git_info, seed_everything, start_run
+from retu.engine.run import end_run, git_info, optim_args, seed_everything, start_run
 from retu.errors import RetuInputError
 from retu.metrics import read_records
 
@@ -123,3 +124,31 @@ def test_secondary_processes_write_nothing(tmp_path, monkeypatch):
     ctx = start_run(_cfg(tmp_path / "r"))
     end_run(ctx, "ok")
     assert ctx.resume_from is None and not list((tmp_path / "r").iterdir())  # the logger made the empty dir
+
+
+@pytest.mark.parametrize("extra, at", [
+    ([], {10: 1.0, 55: 0.5 * (1 + math.cos(math.pi * 45 / 90)), 100: 0.0}),
+    (["optim.min_lr_ratio=0.25"], {10: 1.0, 100: 0.25}),
+    (["optim.min_lr_ratio=0.25", "optim.decay_steps=40"], {10: 1.0, 30: 0.625, 50: 0.25, 100: 0.25}),
+])
+def test_optim_args_schedules_reach_hf(extra, at):
+    import torch
+    from transformers import get_scheduler
+
+    o = load_config(None, ["optim.schedule=cosine", "optim.warmup_ratio=0.1", "optim.max_steps=100", *extra]).optim
+    args = optim_args(o)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=args["learning_rate"])
+    sched = get_scheduler(args["lr_scheduler_type"], opt, num_warmup_steps=10, num_training_steps=100,
+                          scheduler_specific_kwargs=args["lr_scheduler_kwargs"])
+    lrs = []
+    for _ in range(101):
+        lrs.append(opt.param_groups[0]["lr"] / o.lr)
+        opt.step()
+        sched.step()
+    for step, share in at.items():
+        assert lrs[step] == pytest.approx(share, abs=1e-6), step
+
+
+def test_decay_steps_needs_cosine():
+    with pytest.raises(RetuInputError, match="optim.decay_steps must be >= 0 and needs optim.schedule=cosine"):
+        load_config(None, ["optim.decay_steps=10"])

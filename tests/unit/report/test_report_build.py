@@ -45,7 +45,7 @@ def test_report_files_and_numbers(tmp_path):
     assert table["rows"][0]["P_sft"] == pytest.approx(40.0, abs=1.0)
     assert table["best_step"] == 300
     csv_lines = (tmp_path / "out" / "decomposition.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("scene,step,x_sft,P_sft,PL_rl,A_post") and len(csv_lines) == 4
+    assert csv_lines[0].startswith("seed,scene,step,x_sft,P_sft,P_sft_lo,P_sft_hi,PL_rl,A_post,A_lo,A_hi") and len(csv_lines) == 4
     for name in ("phases.png", "fits.png", "decomposition.png"):
         assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
 

@@ -91,3 +91,14 @@ def test_bad_input(x, y, kwargs, match):
 def test_options_validated():
     with pytest.raises(RetuInputError, match="saturation_gain"):
         FitOptions(saturation_gain=1.5)
+
+
+def test_fits_on_a_bound_are_named():
+    assert fit_ceiling(*_curve(), p_start=60.0).at_bounds == ()
+    # All of the gain at the first evaluation, then flat: a step function (C_mid -> 0, B on a bound).
+    x = np.arange(0.0, 9.0)
+    y = np.array([60.0, 75.0, 75.2, 74.9, 75.1, 75.0, 74.8, 75.2, 75.0])
+    assert fit_ceiling(x, y).at_bounds == ("gain at end=1",)
+    # A flat curve: no gain to place, so B and C_mid are both unidentified.
+    flat = np.array([6.5, 6.0, 7.0, 6.5, 6.0, 7.5, 6.5, 6.0, 7.0])
+    assert fit_ceiling(x, flat).at_bounds == ("B=10", "gain at end=1")

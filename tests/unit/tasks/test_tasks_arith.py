@@ -81,7 +81,7 @@ def test_split_sizes_and_even_levels(splits):
     assert [sum(r["steps"] == s for r in splits["eval"]) for s in range(1, 6)] == [80] * 5
     assert [r["id"] for r in splits["val"][:2]] == ["arith-val-0", "arith-val-1"]
     row = splits["train"][0]
-    assert list(row) == ["id", "problem", "answer", "solution", "source", "steps"]
+    assert list(row) == ["id", "problem", "answer", "solution", "source", "steps", "instruction"]
     assert all(extract_boxed(r["solution"]) == r["answer"] for rows in splits.values() for r in rows)
 
 

@@ -1,0 +1,110 @@
+"""What one seed's pipeline runs measured, as the findings' evidence (`findings.SeedEvidence`).
+
+A pipeline seed directory holds one SFT run per dataset (`<name>/`), the RL branches (`rl/`, the
+base model's run is `rl/base`) and optional synchronized paradigms from the base model
+(`paradigms/<method>/`). Every number comes from the runs' metrics.jsonl: an accuracy from its eval
+record (`eval/overall`, with a Wilson interval over its `eval/n` problems), a ceiling from
+`retu.scaling.fit_ceiling` with its bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from retu.errors import RetuInputError
+from retu.intervals import eval_interval
+from retu.metrics import read_records
+from retu.report.build import Report
+from retu.report.findings import (
+    Branch,
+    Estimate,
+    SceneEvidence,
+    SeedEvidence,
+    fit_estimate,
+)
+from retu.report.paradigms import fit_paradigm, paradigm_curve
+from retu.scaling.curves import read_curve_run
+
+def eval_estimate(metrics: dict) -> Estimate | None:
+    """An eval record's overall accuracy with its 95% interval (`retu.intervals.eval_interval`)."""
+    value = metrics.get("eval/overall")
+    if value is None:
+        return None
+    ci = eval_interval(metrics) or (math.nan, math.nan)
+    return Estimate(float(value), *ci, metrics.get("eval/n"), how="binomial")
+
+
+def run_start(path: Path) -> dict:
+    return next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
+
+
+def _evals(path: Path) -> list[tuple[int, Estimate]]:
+    out = []
+    for r in read_records(path):
+        est = eval_estimate(r.get("metrics") or {}) if r.get("kind") == "eval" else None
+        if est is not None:
+            out.append((int(r.get("step") or 0), est))
+    return out
+
+
+def data_shape(config: dict) -> tuple[int | None, float | None]:
+    """(training problems, mean operations of the training levels) of an SFT run on the embedded task."""
+    data = config.get("data") or {}
+    if data.get("train") != "arith":
+        return None, None
+    levels = data.get("arith_train_steps") or []
+    return data.get("arith_n_train"), (sum(levels) / len(levels) if levels else None)
+
+
+def sft_ceiling(path: Path) -> Estimate | None:
+    """Pure SFT's fitted ceiling: its accuracy curve against cumulative SFT FLOPs, from step 0."""
+    try:
+        curve = read_curve_run(path)
+    except RetuInputError:
+        return None
+    if curve.kind != "sft" or len(curve.x) < 5 or curve.x[0] != 0:
+        return None
+    fit, _ = fit_paradigm(curve.x, curve.y, str(path))
+    return None if fit is None else fit_estimate(fit)
+
+
+def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estimate]) -> SceneEvidence:
+    """One dataset's evidence: its SFT run, its sub-phases and the RL branches of its checkpoints.
+
+    Args:
+        sft_dir: The dataset's SFT run directory (its name is the scene).
+        report: The seed's report (phases and fits).
+        branch_starts: Step-0 evaluations of the RL branches from its checkpoints, by SFT step (the
+            same checkpoints pure SFT ends in).
+    """
+    path = sft_dir / "metrics.jsonl"
+    scene, phases = sft_dir.name, report.phases.get(sft_dir.name)
+    if phases is None:
+        raise RetuInputError(f"{sft_dir}: no validation losses; not an SFT run of this pipeline")
+    checkpoints = _evals(path) + list(branch_starts.items())
+    n_train, difficulty = data_shape(run_start(path).get("config") or {})
+    branches = tuple(Branch(c.sft_step, phases.phase_at(c.sft_step), fit_estimate(f))
+                     for c, f in report.fits if c.scene == scene and c.sft_step)
+    return SceneEvidence(scene, n_train, difficulty, phases.L_min, phases.recommended_step,
+                         max((e for _, e in checkpoints), key=lambda e: e.value) if checkpoints else None,
+                         sft_ceiling(path), tuple(sorted(branches, key=lambda b: b.step)))
+
+
+def seed_evidence(seed: int, sft_dirs: list[Path], rl_root: Path, report: Report,
+                  paradigm_dirs: dict[str, Path]) -> SeedEvidence:
+    """Everything one seed measured; `sft_dirs[0]` is the primary dataset."""
+    starts: dict[str, dict[int, Estimate]] = {}
+    for log in sorted(rl_root.glob("*/metrics.jsonl")):
+        meta = run_start(log).get("curve") or {}
+        evals = _evals(log)
+        if meta.get("sft_step") and evals and evals[0][0] == 0:
+            starts.setdefault(str(meta.get("scene")), {})[int(meta["sft_step"])] = evals[0][1]
+    base = next((fit_estimate(f) for c, f in report.fits if c.scene == "base"), None)
+    paradigms = {}
+    for method, run_dir in paradigm_dirs.items():
+        ceiling = paradigm_curve(method, method, run_dir).ceiling
+        if ceiling is not None:
+            paradigms[method] = ceiling
+    scenes = tuple(scene_evidence(d, report, starts.get(d.name, {})) for d in sft_dirs)
+    return SeedEvidence(seed, scenes, base, paradigms)

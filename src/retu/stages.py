@@ -1,0 +1,126 @@
+"""Stages shared by `retu pipeline` and `retu compare`: the embedded default's run configs, the
+settings every stage must share, and running a stage once.
+
+A stage is one retu run directory (SFT or RL). It resumes itself and is skipped once its run_end
+says ok, so an orchestration killed at any moment continues where it stopped when rerun.
+
+Fair comparisons: every stage of one pipeline or comparison evaluates on the same held-out problems
+with the same settings, and every RL stage trains on the same prompts. `check_shared` refuses a set
+of stage configs that differ in any of `retu.config.EVAL_KEYS` (or, among RL stages,
+`RL_TRAIN_KEYS`), naming the key and the two stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from retu.config import EVAL_KEYS, RunCfg, config_value, load_config, to_dict
+from retu.errors import RetuInputError
+from retu.metrics import read_records, read_series
+from retu.phases import PhaseResult, detect_phases
+
+# The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
+# what every stage of a pipeline or comparison evaluates with. Measured in benchmarks/bench_pipeline.sh.
+SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=200",
+          "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
+          "eval.max_new_tokens=64", "eval.batch_size=200"]
+DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=1500",
+               "optim.lr=4.0e-3", "optim.schedule=cosine", "optim.min_lr_ratio=0.25", "optim.warmup_ratio=0.05",
+               "optim.batch_size=32", "optim.max_steps=500", "sft.val_every=50", "eval.every=50"]
+DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "optim.lr=1.0e-4", "optim.weight_decay=0.0",
+              "optim.batch_size=8", "optim.max_steps=40", "rollout.group_size=8", "rollout.gen_batch=16",
+              "rollout.max_gen_rounds=1", "rollout.temperature=1.0", "rollout.updates_per_batch=1",
+              "data.max_response_len=64", "eval.every=5", "log.save_every=10"]
+
+# Settings that define what RL trains on; equal across the RL stages of one study.
+RL_TRAIN_KEYS = ("data.train", "data.arith_n_train", "data.arith_train_steps", "data.max_response_len",
+                 "rollout.group_size", "rollout.temperature", "optim.batch_size", "optim.max_steps")
+
+
+def stage_config(path: str | None, defaults: list[str], overrides: list[str]) -> RunCfg:
+    """A stage's run config: the YAML at `path` (else the embedded `defaults`) with `overrides`."""
+    return load_config(path, overrides) if path else load_config(None, [*SHARED, *defaults, *overrides])
+
+
+def method_config(path: str | None, overrides: list[str], algo: str, extra: list[str]) -> RunCfg:
+    """An RL stage of algorithm `algo` on the shared RL config (`path`, else the embedded default).
+
+    The shared config's `loss.kwargs` belong to its own algorithm; another algorithm starts from its
+    preset's defaults. `extra` (the stage's own overrides) comes last.
+    """
+    shared = stage_config(path, DEFAULT_RL, list(overrides))
+    kwargs = [] if shared.loss.algo == algo else ["loss.kwargs={}"]
+    return stage_config(path, DEFAULT_RL, [*overrides, f"loss.algo={algo}", *kwargs, *extra])
+
+
+def _value(cfg: RunCfg, dotted: str):
+    return config_value(to_dict(cfg), dotted)
+
+
+def check_shared(stages: dict[str, RunCfg]) -> None:
+    """Refuse stages that would not be compared fairly (see the module docstring).
+
+    Raises:
+        RetuInputError: `<key> differs between stages <a> (<v>) and <b> (<w>)`.
+    """
+    def check(keys: tuple[str, ...], cfgs: dict[str, RunCfg]) -> None:
+        items = list(cfgs.items())
+        for key in keys:
+            first_name, first = items[0]
+            for name, cfg in items[1:]:
+                if _value(cfg, key) != _value(first, key):
+                    raise RetuInputError(f"{key} differs between stages {first_name} ({_value(first, key)!r}) and "
+                                         f"{name} ({_value(cfg, key)!r}); every stage must evaluate (and every RL "
+                                         "stage train) on the same settings")
+
+    if stages:
+        check(EVAL_KEYS, stages)
+    rl = {n: c for n, c in stages.items() if c.kind == "rl"}
+    if rl:
+        check(RL_TRAIN_KEYS, rl)
+
+
+def is_done(run_dir: str | Path) -> bool:
+    """True when the run directory's last run_end says ok (the stage is not run again)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return False
+    ends = [r for r in read_records(path) if r.get("kind") == "run_end"]
+    return bool(ends) and ends[-1].get("status") == "ok"
+
+
+def run_stage(cfg: RunCfg, train, echo, label: str) -> None:
+    """Print `label` (with " (done)" when finished) and run `train(cfg)` unless its run_end says ok."""
+    done = is_done(cfg.log.run_dir)
+    echo(label + (" (done)" if done else ""))
+    if not done:
+        train(cfg)
+
+
+def sft_phases(run_dir: Path) -> PhaseResult:
+    """Sub-phases of an SFT run from its logged validation losses."""
+    series = read_series(run_dir / "metrics.jsonl", "loss/val")
+    return detect_phases(series.step, series.value, source=str(run_dir))
+
+
+def pick_steps(sft_run: Path, wanted: str | int | tuple, field_name: str) -> list[int]:
+    """SFT steps with a saved checkpoint to branch from: "switch" (the recommended switch, else the
+    last checkpoint), one step, or a tuple of steps.
+
+    Raises:
+        RetuInputError: No checkpoint saved, or none at a requested step (naming `field_name`).
+    """
+    from retu.engine.checkpoints import list_checkpoints, step_of
+
+    saved = [step_of(p) for p in list_checkpoints(sft_run)]
+    if not saved:
+        raise RetuInputError(f"{sft_run}: the SFT run saved no checkpoint to branch from")
+    if wanted == "switch":
+        step = sft_phases(sft_run).recommended_step
+        return [step if step in saved else max(saved)]
+    steps = list(wanted) if isinstance(wanted, tuple) else [wanted]
+    missing = [s for s in steps if s not in saved]
+    if missing:
+        raise RetuInputError(f"{field_name}: no checkpoint at SFT step {missing[0]} in {sft_run} "
+                             f"(saved: {', '.join(map(str, saved))})")
+    return steps

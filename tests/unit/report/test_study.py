@@ -1,0 +1,119 @@
+"""The pipeline report over seeds: evidence read from synthetic pipeline run directories, Findings,
+the paradigm figure, and `retu report` on such a directory."""
+
+import json
+
+import numpy as np
+import pytest
+
+from retu.errors import RetuInputError
+from retu.intervals import wilson_interval
+from retu.metrics import JsonlLogger
+from retu.report.findings import Finding, Untested
+from retu.report.study import build_study, write_layout, write_study
+from retu.scaling.forms import sigmoid_power
+
+SFT_STEPS = [0, 100, 200, 300, 400, 500]
+VAL = [1.2, 0.80, 0.70, 0.705, 0.75, 0.80]  # min at 200: 100 Adaptive, 200-300 Stable, 400 Mild, 500 Severe
+SFT_ACC = [9.0, 30.0, 45.0, 50.0, 52.0, 53.0]
+N_EVAL = 400
+
+
+def se(p):
+    return 100.0 * np.sqrt(p / 100 * (1 - p / 100) / N_EVAL)
+
+
+def eval_metrics(p):
+    return {"eval/overall": float(p), "eval/se": float(se(p)), "eval/n": N_EVAL}
+
+
+def write_sft(root, name, *, acc=SFT_ACC, n_train=1000, levels=(1, 2, 3, 4, 5)):
+    log = JsonlLogger(root / name / "metrics.jsonl", run_id=name)
+    log.log("run_start", step=0, config={"kind": "sft", "data": {"train": "arith", "arith_n_train": n_train,
+                                                                  "arith_train_steps": list(levels)}})
+    for step, v, a in zip(SFT_STEPS, VAL, acc, strict=True):
+        log.log("eval", step=step, flops=step * 1e15, metrics={"loss/val": v, **eval_metrics(a)})
+
+
+def write_rl(path, *, scene, sft_step, p0, ceiling, seed=0):
+    log = JsonlLogger(path / "metrics.jsonl", run_id=path.name)
+    log.log("run_start", step=0, config={"kind": "rl"},
+            curve={"kind": "rl", "scene": scene, "sft_step": sft_step, "sft_eflops": sft_step * 1e-3})
+    x = np.linspace(0.0, 3.0, 13)
+    y = sigmoid_power(x, p0, ceiling, 0.6, 1.5) + np.random.default_rng(seed + sft_step).normal(0, 0.3, 13)
+    y[0] = p0
+    for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+        log.log("eval", step=5 * i, flops=1e17 + xi * 1e18, metrics=eval_metrics(yi))
+
+
+def write_seed(root, seed, *, switch_ceiling=75.0, adaptive_ceiling=40.0, base_ceiling=12.0, paradigms=()):
+    sd = root / f"seed-{seed}"
+    write_sft(sd, "arith")
+    write_rl(sd / "rl" / "base", scene="base", sft_step=0, p0=9.0, ceiling=base_ceiling, seed=seed)
+    write_rl(sd / "rl" / "arith-step100", scene="arith", sft_step=100, p0=30.0, ceiling=adaptive_ceiling, seed=seed)
+    write_rl(sd / "rl" / "arith-step200", scene="arith", sft_step=200, p0=45.0, ceiling=switch_ceiling, seed=seed)
+    for method, ceiling in paradigms:
+        write_rl(sd / "paradigms" / method, scene="base", sft_step=0, p0=9.0, ceiling=ceiling, seed=seed)
+
+
+def by_id(study):
+    return {f.id: f for f in study.findings}
+
+
+def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
+    write_layout(tmp_path, [0], ["arith"], [])
+    write_seed(tmp_path, 0)
+    study = build_study(tmp_path)
+    (ev,) = study.evidence
+    primary = ev.scenes[0]
+    assert (primary.switch_step, primary.min_val_loss) == (200, 0.70)
+    assert [(b.step, b.phase) for b in primary.branches] == [(100, "Adaptive"), (200, "Stable")]
+    assert primary.sft_best.value == 53.0 and primary.sft_best.n == N_EVAL
+    assert (primary.sft_best.lo, primary.sft_best.hi) == pytest.approx(wilson_interval(53.0, N_EVAL))
+    f = by_id(study)
+    assert [f[i].verdict for i in ("F1", "F2", "F3")] == ["holds", "holds", "holds"]
+    assert f["F1"].numbers["best SFT-then-RL A_post"].value == pytest.approx(75.0, abs=1.0)
+    assert isinstance(f["F4"], Untested) and isinstance(f["F8"], Untested)
+
+    md = write_study(study, tmp_path / "report").read_text()
+    assert md.splitlines()[2] == "## Findings"
+    assert "| F1 | SFT-then-RL beats pure SFT" in md and "## Paradigms on one compute axis" in md
+    assert "| 200 | 0.2 | 45.0 [40.2, 49.9] |" in md  # P_sft with its interval in the decomposition table
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [x["id"] for x in data["findings"]] == ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
+    assert data["findings"][0]["verdict"] == "holds" and "reason" in data["findings"][3]
+    assert {p["method"] for p in data["paradigms"]} == {"sft", "rl", "sft_then_rl"}
+    for name in ("paradigms.png", "phases.png", "fits.png", "decomposition.png"):
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fails_and_inconclusive_are_reported_as_measured(tmp_path):
+    write_layout(tmp_path, [0], ["arith"], [])
+    # RL from the switch ends below pure SFT's best (53): F1 fails; Adaptive close to Stable: F3 overlaps.
+    write_seed(tmp_path, 0, switch_ceiling=46.0, adaptive_ceiling=46.5)
+    f = by_id(build_study(tmp_path))
+    assert f["F1"].verdict == "fails"
+    assert f["F3"].verdict == "inconclusive"
+    assert f["F2"].verdict == "holds"
+
+
+def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
+    write_layout(tmp_path, [0, 1, 2], ["arith"], ["luffy", "upt"])
+    for seed, top in enumerate([74.0, 76.0, 75.0]):
+        write_seed(tmp_path, seed, switch_ceiling=top, paradigms=[("luffy", 15.0), ("upt", 14.0)])
+    study = build_study(tmp_path)
+    f = by_id(study)
+    best = f["F1"].numbers["best SFT-then-RL A_post"]
+    assert best.seeds == 3 and best.value == pytest.approx(75.0, abs=1.0)
+    assert isinstance(f["F8"], Finding) and f["F8"].verdict == "holds"
+    assert set(f["F8"].numbers) == {"best SFT-then-RL A_post", "LUFFY ceiling", "UPT ceiling"}
+    sft_then_rl = next(p for p in study.paradigms if p.method == "sft_then_rl")
+    assert sft_then_rl.seeds == 3 and np.isfinite(sft_then_rl.y_err).all()
+    md = write_study(study, tmp_path / "report").read_text()
+    assert "## Seed 2" in md and "(3 seeds" in md
+    assert (tmp_path / "report" / "fits-seed1.png").exists()
+
+
+def test_a_directory_without_the_layout_is_refused(tmp_path):
+    with pytest.raises(RetuInputError, match="pipeline.json: not found"):
+        build_study(tmp_path)
