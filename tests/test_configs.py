@@ -77,12 +77,15 @@ def test_config_loads_and_builds(path, tmp_path):
         assert [rl_run_config(ccfg, m, "base:1m").loss.algo for m in ccfg.methods if m != "sft"] == \
             [m if m != "sft_then_rl" else ccfg.then_rl_algo for m in ccfg.methods if m != "sft"]
         return
-    if path.stem.startswith("pipeline"):
-        from retu.pipeline import load_pipeline_config, rl_config, sft_config
+    if any("retu pipeline" in line for line in header):  # every stage config of every seed builds and compares
+        from retu.pipeline import check_stages, load_pipeline_config, paradigm_config, rl_config
 
         pcfg = load_pipeline_config(path)
-        assert all(sft_config(pcfg, ds).kind == "sft" for ds in pcfg.datasets)
+        stages = check_stages(pcfg)
+        assert list(stages) == list(pcfg.seeds) and all(len(s) == len(pcfg.datasets) for s in stages.values())
+        assert all(c.kind == "sft" for s in stages.values() for c in s)
         assert rl_config(pcfg, "base:1m", "base").kind == "rl"
+        assert [paradigm_config(pcfg, m, "base:1m").loss.algo for m in pcfg.paradigms] == list(pcfg.paradigms)
         return
     cfg = load_config(path)
     if cfg.kind in BUILDERS:

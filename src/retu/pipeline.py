@@ -14,8 +14,10 @@ write the report, which opens with the Findings table. Every stage is a retu run
 resumes itself and is skipped once its run_end says ok, so a killed pipeline rerun with the same
 command continues where it stopped.
 
-A seed S sets the stages' `seed`, `data.seed` (the task's splits) and `model.seed` (the tiny base
-model's pretraining), so seeds are independent replications; the report combines them.
+A seed S sets the stages' `seed` (data order, rollout sampling) and `data.seed` (the task's train,
+validation and evaluation splits); every seed starts from the same base model, as the paper's
+replications share one base model (`model.seed` in sft_overrides and rl_overrides changes it).
+The report combines the seeds.
 
 With no config it runs the embedded default (retu.stages): the arithmetic task and the tiny
 pretrained base model, sized to finish in about ten minutes on a laptop CPU.
@@ -50,8 +52,9 @@ class PipelineCfg:
     sft_overrides: tuple = field(default=(), metadata={"help": "key=value overrides of every SFT run"})
     rl_overrides: tuple = field(default=(), metadata={"help": "key=value overrides of every RL run"})
     datasets: tuple = field(default=({"name": "arith", "overrides": []},),
-                            metadata={"help": "SFT datasets: {name, overrides} each (data.* keys, e.g. size); "
-                                              "the first is the primary one (findings F1-F4)"})
+                            metadata={"help": "SFT datasets: {name, overrides, branches} each (overrides: data.* "
+                                              "keys, e.g. size; branches: as `branches`, for this dataset); the "
+                                              "first is the primary one (findings F1-F3)"})
     branches: str | tuple = field(default="auto", metadata={"help": "'auto' (one per sub-phase; Stable = the switch), "
                                                                     "'switch' (the recommended switch only), SFT "
                                                                     "steps, or sub-phase names, e.g. [Adaptive, Stable]"})
@@ -66,7 +69,9 @@ class PipelineCfg:
                                                                              "(e.g. upt: [optim.lr=1e-4])"})
 
     def __post_init__(self):
-        for name, value in (("branches", self.branches), ("primary_branches", self.primary_branches)):
+        wanted = [("branches", self.branches), ("primary_branches", self.primary_branches)]
+        wanted += [(f"datasets[{ds['name']}].branches", ds["branches"]) for ds in self.datasets if "branches" in ds]
+        for name, value in wanted:
             steps = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
             phases = isinstance(value, tuple) and all(v in PHASES for v in value)
             if not (value in ("auto", "switch") or (value is None and name == "primary_branches")
@@ -91,9 +96,14 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
     for name in ("branches", "primary_branches"):
         if isinstance(raw.get(name), list):
             raw[name] = tuple(raw[name])
+    datasets = []
     for ds in raw.get("datasets", ()):
-        if not isinstance(ds, dict) or "name" not in ds:
-            raise RetuInputError(f"{path or 'pipeline'}: each dataset needs a 'name' (and optional 'overrides')")
+        if not isinstance(ds, dict) or "name" not in ds or set(ds) - {"name", "overrides", "branches"}:
+            raise RetuInputError(f"{path or 'pipeline'}: each dataset needs a 'name' (and optional 'overrides', "
+                                 f"'branches'), got {ds!r}")
+        datasets.append({**ds, **({"branches": tuple(ds["branches"])} if isinstance(ds.get("branches"), list) else {})})
+    if "datasets" in raw:
+        raw["datasets"] = tuple(datasets)
     if not isinstance(raw.get("paradigm_overrides", {}), dict):
         raise RetuInputError(f"{path or 'pipeline'}: paradigm_overrides must map a method to a list of key=value")
     raw["paradigm_overrides"] = {k: list(v or []) for k, v in raw.get("paradigm_overrides", {}).items()}
@@ -105,8 +115,9 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
 
 
 def seed_overrides(seed: int) -> list[str]:
-    """What a seed changes in every stage: training, the task's splits, the tiny base model."""
-    return [f"seed={seed}", f"data.seed={seed}", f"model.seed={seed}"]
+    """What a seed changes in every stage: training (data order and sampling) and the task's splits.
+    The base model stays the same, as the paper's one base model."""
+    return [f"seed={seed}", f"data.seed={seed}"]
 
 
 def sft_config(pcfg: PipelineCfg, dataset: dict, seed: int = 0) -> RunCfg:
@@ -199,9 +210,9 @@ def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo) -> None
         run_stage(cfg, run_sft, echo, f"[pipeline] seed {seed}: SFT {cfg.log.run_dir}")
     base = sft_cfgs[0].model.name_or_path
     branches = [(base, BASE)] if pcfg.include_base else []
-    for i, cfg in enumerate(sft_cfgs):
+    for i, (ds, cfg) in enumerate(zip(pcfg.datasets, sft_cfgs, strict=True)):
         wanted = pcfg.primary_branches if i == 0 and pcfg.primary_branches is not None else pcfg.branches
-        branches += branch_points(wanted, Path(cfg.log.run_dir))
+        branches += branch_points(ds.get("branches", wanted), Path(cfg.log.run_dir))
     for model, name in branches:
         run_stage(rl_config(pcfg, model, name, seed), run_rl, echo, f"[pipeline] seed {seed}: RL {name} from {model}")
     for method in pcfg.paradigms:

@@ -18,13 +18,13 @@ def test_defaults_build_valid_stage_configs(tmp_path):
     assert rl.model.name_or_path.endswith("step-100")
 
 
-def test_a_seed_sets_the_run_data_and_model_seeds_in_its_own_directory(tmp_path):
+def test_a_seed_sets_the_run_and_data_seeds_in_its_own_directory(tmp_path):
     from retu.pipeline import check_stages, paradigm_config
 
     p = load_pipeline_config(None, [f"run_dir={tmp_path}", "seeds=[3, 4]", "paradigms=[luffy]",
                                     "paradigm_overrides={luffy: [optim.lr=5.0e-5]}"])
     sft = sft_config(p, p.datasets[0], seed=4)
-    assert (sft.seed, sft.data.seed, sft.model.seed, sft.log.run_dir) == (4, 4, 4, str(tmp_path / "seed-4" / "arith"))
+    assert (sft.seed, sft.data.seed, sft.model.seed, sft.log.run_dir) == (4, 4, 0, str(tmp_path / "seed-4" / "arith"))
     luffy = paradigm_config(p, "luffy", "base:1m", seed=3)
     assert (luffy.loss.algo, luffy.optim.lr, luffy.seed) == ("luffy", 5e-5, 3)
     assert luffy.log.run_dir == str(tmp_path / "seed-3" / "paradigms" / "luffy")
@@ -46,10 +46,11 @@ def test_stages_that_would_evaluate_differently_are_refused(tmp_path):
 
 def test_yaml_datasets_and_overrides(tmp_path):
     (tmp_path / "p.yaml").write_text(
-        "run_dir: out\ndatasets:\n  - {name: small, overrides: [data.arith_n_train=64]}\n  - {name: large}\n"
-        "branches: [50, 100]\nsft_overrides: [optim.max_steps=100]\n")
+        "run_dir: out\ndatasets:\n  - {name: small, overrides: [data.arith_n_train=64], branches: [Stable, Severe]}\n"
+        "  - {name: large}\nbranches: [50, 100]\nsft_overrides: [optim.max_steps=100]\n")
     p = load_pipeline_config(tmp_path / "p.yaml")
     assert p.branches == (50, 100) and [d["name"] for d in p.datasets] == ["small", "large"]
+    assert p.datasets[0]["branches"] == ("Stable", "Severe") and "branches" not in p.datasets[1]
     assert sft_config(p, p.datasets[0]).data.arith_n_train == 64
     assert sft_config(p, p.datasets[1]).optim.max_steps == 100
 
@@ -57,6 +58,8 @@ def test_yaml_datasets_and_overrides(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("runs: x\n", "unknown key 'runs'; valid keys: run_dir"),
     ("datasets: [{overrides: []}]\n", "each dataset needs a 'name'"),
+    ("datasets: [{name: a, size: 3}]\n", "each dataset needs a 'name' \\(and optional 'overrides', 'branches'\\)"),
+    ("datasets: [{name: a, branches: [Late]}]\n", r"datasets\[a\].branches must be 'auto', 'switch'"),
 ])
 def test_bad_pipeline_config(tmp_path, text, match):
     (tmp_path / "p.yaml").write_text(text)

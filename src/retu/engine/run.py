@@ -20,6 +20,7 @@ import importlib.metadata
 import os
 import random
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def optim_args(o: OptimCfg) -> dict:
     {'num_stable_steps': 0, 'num_decay_steps': 300, 'min_lr_ratio': 0.1, 'decay_type': 'cosine'}
     """
     if o.decay_steps:
+        # HF warns that num_stable_steps overrides max_steps; here that is the intent (hold the floor).
+        warnings.filterwarnings("ignore", message="Both num_training_steps and num_stable_steps")
         cosine = ("warmup_stable_decay", {"num_stable_steps": 0, "num_decay_steps": o.decay_steps,
                                           "min_lr_ratio": o.min_lr_ratio, "decay_type": "cosine"})
     elif o.min_lr_ratio:

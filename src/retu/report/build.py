@@ -162,7 +162,9 @@ def render_sections(report: Report, figures: dict[str, str], level: int = 2) -> 
             a = f"{r.A_post:.1f}{_ci(r.A_ci)}" if r.A_post is not None else f">= {r.A_bounds[0]:.1f}"
             pl = "-" if r.PL_rl is None else f"{r.PL_rl:.1f}"
             x = "-" if r.x_sft is None else f"{r.x_sft:.4g}"
-            lines.append(f"| {r.step} | {x} | {r.P_sft:.1f}{_ci(r.P_sft_ci)} | {pl} | {a} | {r.C_mid:.3g} | {r.B:.2f} | "
+            # A parameter on a bound is not an estimate: C_mid and B are left out (the flag names it).
+            shape = ("-", "-") if any(f.startswith("at bound") for f in r.flags) else (f"{r.C_mid:.3g}", f"{r.B:.2f}")
+            lines.append(f"| {r.step} | {x} | {r.P_sft:.1f}{_ci(r.P_sft_ci)} | {pl} | {a} | {shape[0]} | {shape[1]} | "
                          f"{', '.join(r.flags)} |")
         if t.best is not None:
             lines += ["", f"Highest trusted ceiling: A_post = {t.best.A_post:.1f} from SFT step {t.best.step}."]

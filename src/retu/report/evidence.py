@@ -86,9 +86,22 @@ def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estim
     n_train, difficulty = data_shape(run_start(path).get("config") or {})
     branches = tuple(Branch(c.sft_step, phases.phase_at(c.sft_step), fit_estimate(f))
                      for c, f in report.fits if c.scene == scene and c.sft_step)
-    return SceneEvidence(scene, n_train, difficulty, phases.L_min, phases.recommended_step,
-                         max((e for _, e in checkpoints), key=lambda e: e.value) if checkpoints else None,
-                         sft_ceiling(path), tuple(sorted(branches, key=lambda b: b.step)))
+    best = max((e for _, e in checkpoints), key=lambda e: e.value) if checkpoints else None
+    return SceneEvidence(scene, n_train, difficulty, phases.L_min, phases.recommended_step, best,
+                         credible_ceiling(sft_ceiling(path), best), tuple(sorted(branches, key=lambda b: b.step)))
+
+
+def credible_ceiling(ceiling: Estimate | None, best: Estimate | None) -> Estimate | None:
+    """Pure SFT's ceiling is at least its best checkpoint (training could stop there). A fit whose
+    interval ends below that checkpoint (e.g. a late rise trimmed as an outlier) has not identified
+    the ceiling: it becomes "at least the best checkpoint", [best's lower end, inf).
+
+    >>> credible_ceiling(Estimate(23.8, 21.0, 41.3), Estimate(46.0, 41.2, 50.9)).text()
+    '46.0 [41.2, inf] (at least the best checkpoint)'
+    """
+    if ceiling is None or best is None or not ceiling.known or ceiling.hi >= best.value:
+        return ceiling
+    return Estimate(best.value, best.lo, math.inf, how="at least the best checkpoint")
 
 
 def seed_evidence(seed: int, sft_dirs: list[Path], rl_root: Path, report: Report,

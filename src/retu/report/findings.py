@@ -11,10 +11,12 @@ With several seeds, each claim's numbers are taken per seed and combined (`combi
 seeds, with a t interval over the seeds (k - 1 degrees of freedom), never narrower than the mean
 within-seed error.
 
+F1-F3 read the primary dataset (the first); F5-F7 compare datasets.
+
     F1  SFT-then-RL beats pure SFT (its best checkpoint and its fitted ceiling)
     F2  SFT-then-RL beats pure RL from the base model
     F3  switching in Stable/Mild beats switching in Adaptive
-    F4  switching in Severe does not beat Stable/Mild
+    F4  switching in Severe does not beat Stable/Mild (on the first dataset that overfits severely)
     F5  a larger SFT set gives a higher ceiling at its switch
     F6  harder SFT trajectories at equal size give a higher ceiling
     F7  the minimum validation loss predicts the ceiling (Pearson r <= -0.8)
@@ -65,14 +67,15 @@ class Estimate:
 
     @property
     def known(self) -> bool:
-        return math.isfinite(self.lo) and math.isfinite(self.hi)
+        """The interval is known (its upper end may be +inf: "at least lo")."""
+        return not (math.isnan(self.lo) or math.isnan(self.hi))
 
     def text(self, digits: int = 1) -> str:
         """`72.4 [69.1, 75.6] (n=400)`; the interval is '?' when unknown."""
         ci = f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}]" if self.known else "[?]"
         extra = [f"n={self.n}"] if self.n is not None else []
         extra += [f"{self.seeds} seeds"] if self.seeds > 1 else []
-        extra += [self.how] if "unsaturated" in self.how or "collapsed" in self.how else []
+        extra += [self.how] if any(w in self.how for w in ("unsaturated", "collapsed", "at least")) else []
         return f"{self.value:.{digits}f} {ci}" + (f" ({', '.join(extra)})" if extra else "")
 
     def to_dict(self) -> dict:
@@ -139,14 +142,15 @@ def combine(estimates: Sequence[Estimate]) -> Estimate:
     values = np.array([e.value for e in estimates])
     mean = float(values.mean())
     spread = float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / math.sqrt(k))
-    if all(e.known for e in estimates):
+    if all(e.known and math.isfinite(e.hi) for e in estimates):
         se = np.array([(e.hi - e.lo) / (2 * Z95) for e in estimates])
         half = max(spread, Z95 * math.sqrt(float(np.sum(se ** 2))) / k)
     else:
         half = spread
     n = sum(e.n for e in estimates) if all(e.n is not None for e in estimates) else None
     how = ", ".join(sorted({e.how for e in estimates}))
-    return Estimate(mean, mean - half, mean + half, n, k, how)
+    open_above = any(e.hi == math.inf for e in estimates)  # one seed's "at least" stays open above
+    return Estimate(mean, mean - half, math.inf if open_above else mean + half, n, k, how)
 
 
 def verdict(greater: Estimate, lesser: Estimate) -> str:
@@ -272,9 +276,13 @@ def _per_seed(evidence: Sequence[SeedEvidence], pick: Callable[[SeedEvidence], E
     return combine(values)
 
 
-def _best(e: SeedEvidence, phases=None) -> Estimate | None:
-    branch = e.scenes[0].best_branch(phases)
+def _best_of(scene: SceneEvidence, phases=None) -> Estimate | None:
+    branch = scene.best_branch(phases)
     return None if branch is None else branch.ceiling
+
+
+def _best(e: SeedEvidence, phases=None) -> Estimate | None:
+    return _best_of(e.scenes[0], phases)
 
 
 def _f1(evidence):
@@ -299,9 +307,20 @@ def _f3(evidence):
 
 
 def _f4(evidence):
-    stable = _per_seed(evidence, lambda e: _best(e, STABLE_OR_MILD), "Stable or Mild branch")
-    severe = _per_seed(evidence, lambda e: _best(e, ("Severe",)), "Severe branch (the SFT never overfitted severely)")
-    return {"best Stable/Mild A_post": stable, "Severe A_post": severe}, verdict(stable, severe)
+    """On the first dataset (primary first) with a Severe branch in every seed: its Severe A_post
+    against its best Stable/Mild A_post."""
+    def scene(e, name):
+        return next(s for s in e.scenes if s.name == name)
+
+    names = [s.name for s in evidence[0].scenes
+             if all(any(x.name == s.name and x.best_branch(("Severe",)) for x in e.scenes) for e in evidence)]
+    if not names:
+        raise _Missing("no dataset has a Severe branch in every seed (no SFT run overfitted severely, or no "
+                       "branch was placed there)")
+    name = names[0]
+    stable = _per_seed(evidence, lambda e: _best_of(scene(e, name), STABLE_OR_MILD), f"Stable or Mild branch of {name}")
+    severe = combine([_best_of(scene(e, name), ("Severe",)) for e in evidence])
+    return {f"best Stable/Mild A_post ({name})": stable, f"Severe A_post ({name})": severe}, verdict(stable, severe)
 
 
 def _switch_ceiling(scene: SceneEvidence) -> Estimate | None:

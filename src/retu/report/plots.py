@@ -59,13 +59,16 @@ def _compute_axis(ax, max_eflops: float, label: str) -> None:
     ax.set_xlabel(f"{label} ({unit})")
 
 
-def _footnote(fig, text: str, y: float) -> None:
-    """A caption under the panels, wrapped to the figure's width (a long line would widen the saved
-    figure, since it is cut to its contents)."""
+def _footnote(fig, text: str) -> None:
+    """A caption under the panels, below their tick labels and axis labels, wrapped to the figure's
+    width (a long line would widen the saved figure, since it is cut to its contents)."""
     import textwrap
 
+    fig.canvas.draw()
+    inverse = fig.transFigure.inverted()
+    bottom = min(inverse.transform(ax.get_tightbbox().get_points())[0, 1] for ax in fig.axes if ax.get_visible())
     chars = int(fig.get_figwidth() * 72 / 7 * 1.6)  # ~1.6 characters per point of width at 7 pt
-    fig.text(0.01, y, textwrap.fill(text, chars), fontsize=7, va="top")
+    fig.text(0.01, bottom - 0.02, textwrap.fill(text, chars), fontsize=7, va="top")
 
 
 def _grid(n: int, width: float = 4.2, height: float = 3.2):
@@ -121,7 +124,7 @@ def plot_fits(pairs: list[tuple[Curve, CeilingFit]], path: str | os.PathLike) ->
             ax.set_ylabel("accuracy (%)")
             ax.legend(fontsize=6, loc="best", frameon=True, framealpha=0.8)
         _footnote(fig, "filled: fitted; hollow: held-out tail; x: rejected outlier; grey: after collapse; "
-                  "v: below the axis; dashed ceiling: unsaturated (lower bound)", 0.0)
+                  "v: below the axis; dashed ceiling: unsaturated (lower bound)")
         return _save(fig, path)
 
 
@@ -170,7 +173,7 @@ def plot_decomposition(tables: list[DecompositionTable], path: str | os.PathLike
                    list(PHASE_COLORS) + ["P_sft", "PL_rl", "PL_rl < 0"], loc="lower center", ncol=4, fontsize=7,
                    frameon=False, bbox_to_anchor=(0.5, 1.0))
         _footnote(fig, "number: A_post; blue: P_sft (up to A_post); orange: PL_rl > 0; grey: PL_rl < 0, from A_post "
-                  "up to P_sft; * flagged (collapsed, unsaturated or a parameter at a bound)", -0.02)
+                  "up to P_sft; * flagged (collapsed, unsaturated or a parameter at a bound)")
         return _save(fig, path)
 
 
@@ -253,5 +256,5 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
         ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.85)
         _footnote(fig, "bars: 95% interval of each evaluation (across seeds when several); lines: fitted sigmoid "
                   "from each paradigm's start; dotted: fitted ceiling (dashed: flagged); diamond: the switch from SFT "
-                  "to RL", 0.0)
+                  "to RL")
         return _save(fig, path)

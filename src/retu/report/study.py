@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from retu.errors import RetuInputError
 from retu.report.build import Report, atomic_write, build_report, render_sections, write_figures
 from retu.report.evidence import seed_evidence
@@ -97,20 +99,29 @@ def build_study(root: str | Path) -> Study:
     return Study(tuple(layout["seeds"]), reports, tuple(evidence), tuple(check_claims(evidence)), paradigms)
 
 
+def _pm(p: Paradigm, i: int) -> str:
+    """Point i of a paradigm's curve with its 95% half-width: `75.2 ± 4.2`."""
+    err = None if p.y_err is None else p.y_err[i]
+    return f"{p.y[i]:.1f}" + ("" if err is None or not np.isfinite(err) else f" ± {err:.1f}")
+
+
 def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figure: str | None) -> str:
     """report.md: Findings, the paradigm table and figure, then each seed's sections."""
     lines = ["# retu report", "", render_findings(study.findings, len(study.seeds)), ""]
     if study.paradigms:
         seeds = len(study.seeds)
+        best = study.evidence[0].scenes[0].sft_best if study.evidence and study.evidence[0].scenes else None
+        n = f" on n={best.n} problems" if best is not None and best.n else ""
         lines += ["## Paradigms on one compute axis", "",
-                  f"Accuracy against cumulative training FLOPs from the base model ({seeds} seed"
-                  f"{'s, means with 95% intervals across seeds' if seeds > 1 else ', 95% intervals'}).", "",
+                  f"Accuracy (%){n} against cumulative training FLOPs from the base model ({seeds} seed"
+                  f"{'s, means ± 95% half-widths across seeds' if seeds > 1 else ', ± 95% half-widths'}).", "",
                   "| paradigm | EFLOPs | start | best | final | fitted ceiling | note |",
                   "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
         for p in study.paradigms:
             ceiling = "-" if p.ceiling is None else p.ceiling.text()
-            lines.append(f"| {p.label} | {p.x[-1]:.4g} | {p.y[0]:.1f} | {p.y.max():.1f} | {p.y[-1]:.1f} | {ceiling} | "
-                         f"{p.note} |")
+            best = int(np.argmax(p.y))
+            lines.append(f"| {p.label} | {p.x[-1]:.4g} | {_pm(p, 0)} | {_pm(p, best)} | {_pm(p, len(p.y) - 1)} | "
+                         f"{ceiling} | {p.note} |")
         if paradigm_figure:
             lines += ["", f"![paradigms]({paradigm_figure})"]
         lines.append("")

@@ -28,3 +28,16 @@ def test_bad_arguments_raise_input_errors_before_writing(tmp_path):
         result = CliRunner().invoke(cli_app(), ["data", "arith", "--out", str(tmp_path / "o"), *args])
         assert isinstance(result.exception, RetuInputError) and message in str(result.exception)
     assert not (tmp_path / "o").exists()
+
+
+def test_difficulty_and_noise_options(tmp_path):
+    args = ["data", "arith", "--out", str(tmp_path), "--seed", "1", "--n-train", "40", "--n-val", "10", "--n-eval", "10",
+            "--difficulty", "hard", "--noise", "0.25"]
+    result = CliRunner().invoke(cli_app(), args)
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path / 'train.jsonl'}: 40 problems, steps 4-5, 10 with a wrong step" in result.output
+    assert f"{tmp_path / 'eval.jsonl'}: 10 problems, steps 1-5" in result.output
+    train = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert {r["steps"] for r in train} == {4, 5} and sum(bool(r.get("expert_error")) for r in train) == 10
+    bad = CliRunner().invoke(cli_app(), ["data", "arith", "--out", str(tmp_path / "o"), "--difficulty", "medium"])
+    assert "arith difficulty must be one of" in str(bad.exception) and not (tmp_path / "o").exists()

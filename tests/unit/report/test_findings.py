@@ -100,6 +100,15 @@ def test_f3_and_f4_read_the_branch_phases():
     assert (r["F3"].verdict, r["F4"].verdict) == ("holds", "holds")
 
 
+def test_f4_uses_the_first_dataset_that_overfits_severely_in_every_seed():
+    small = scene("n250", n_train=250, branches=((300, "Stable", 50.0), (500, "Severe", 40.0)))
+    only_one = scene("n500", n_train=500, branches=((300, "Stable", 50.0), (500, "Severe", 70.0)))
+    ev = [SeedEvidence(0, (scene(), small, only_one)), SeedEvidence(1, (scene(), small, scene("n500", n_train=500)))]
+    f4 = by_id(check_claims(ev))["F4"]
+    assert f4.verdict == "holds" and set(f4.numbers) == {"best Stable/Mild A_post (n250)", "Severe A_post (n250)"}
+    assert f4.numbers["Severe A_post (n250)"].value == 40.0 and f4.numbers["Severe A_post (n250)"].seeds == 2
+
+
 def test_size_and_difficulty_ladders_and_the_correlation():
     scenes = (scene("n1000", n_train=1000, min_val=0.20, branches=((300, "Stable", 70.0),)),
               scene("n250", n_train=250, min_val=0.40, branches=((300, "Stable", 50.0),)),
@@ -150,3 +159,16 @@ def test_render_lists_tested_claims_then_the_reasons_for_the_rest():
     assert "| F1 | SFT-then-RL beats pure SFT" in text and "**holds**" in text
     assert "- F8 (LUFFY, SRFT and UPT from the base stay below SFT-then-RL): needs LUFFY" in text
     assert isinstance(results[0], Finding) and results[0].to_dict()["numbers"]["best SFT-then-RL A_post"]["lo"] == 73.0
+
+
+def test_an_open_sft_ceiling_stays_open_across_seeds_and_only_fails_clear_losers():
+    from retu.report.evidence import credible_ceiling
+
+    best = Estimate(46.0, 41.2, 50.9, 400)
+    # A fit that ends below the run's best checkpoint has not found the ceiling: "at least the best".
+    open_ = credible_ceiling(Estimate(23.8, 21.0, 41.3, how="fit"), best)
+    assert (open_.value, open_.lo, open_.hi) == (46.0, 41.2, math.inf) and open_.text().endswith("inf] (at least the best checkpoint)")
+    assert credible_ceiling(est(60.0), best) == est(60.0)  # a fit reaching above the best stays
+    both = combine([open_, est(50.0)])
+    assert both.hi == math.inf and both.value == pytest.approx(48.0)
+    assert verdict(est(80.0), open_) == "inconclusive" and verdict(est(30.0), open_) == "fails"

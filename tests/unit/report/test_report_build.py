@@ -69,3 +69,18 @@ def test_report_correlation_with_three_datasets(tmp_path):
 def test_report_no_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "retu", "report", tmp_path], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no retu runs" in r.stderr
+
+
+def test_a_flat_branch_shows_its_bounds_and_no_shape_parameters(tmp_path):
+    _write_runs(tmp_path)
+    rl = JsonlLogger(tmp_path / "arith" / "rl-400" / "metrics.jsonl", run_id="arith-rl-400")
+    rl.log("run_start", step=0, config={"kind": "rl"}, curve={"kind": "rl", "scene": "arith", "sft_step": 400,
+                                                            "sft_eflops": 0.4})
+    flat = [6.5, 6.0, 7.0, 6.5, 6.0, 7.5, 6.5, 6.0, 7.0]
+    for i, y in enumerate(flat):
+        rl.log("eval", step=5 * i, flops=5e17 + i * 1e17, metrics={"eval/overall": y})
+    r = subprocess.run([sys.executable, "-m", "retu", "report", tmp_path, "--out", tmp_path / "out"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in (tmp_path / "out" / "report.md").read_text().splitlines() if line.startswith("| 400 | 0.4"))
+    assert row.split(" | ")[5:7] == ["-", "-"] and "at bound (B=10, gain at end=1)" in row, row

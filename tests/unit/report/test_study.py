@@ -117,3 +117,18 @@ def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
 def test_a_directory_without_the_layout_is_refused(tmp_path):
     with pytest.raises(RetuInputError, match="pipeline.json: not found"):
         build_study(tmp_path)
+
+
+def test_retu_report_on_a_pipeline_directory_prints_the_verdicts(tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import cli_app
+
+    write_layout(tmp_path, [0], ["arith"], [])
+    write_seed(tmp_path, 0)
+    result = CliRunner().invoke(cli_app(), ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"wrote {tmp_path / 'report' / 'report.md'}"
+    assert lines[1:4] == ["F1: holds", "F2: holds", "F3: holds"] and lines[4].startswith("F4: not tested (")
+    assert (tmp_path / "report" / "report.md").read_text().startswith("# retu report\n\n## Findings\n")
