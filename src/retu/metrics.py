@@ -172,6 +172,11 @@ class Series:
         return len(self.value)
 
 
+
+def run_start(path: str | Path) -> dict:
+    """The first run_start record of a metrics.jsonl ({} when it has none)."""
+    return next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
+
 def _read_text(path: Path) -> str:
     if not path.exists():
         raise RetuInputError(f"{path}: file not found")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retu.errors import RetuInputError
-from retu.metrics import read_records, read_series
+from retu.metrics import read_series, run_start
 from retu.phases import PhaseResult, detect_phases
 from retu.scaling import correlate, decompose, fit_ceiling
 from retu.scaling.curves import read_curve_run
@@ -50,8 +50,8 @@ def find_runs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
         if not root.exists():
             raise RetuInputError(f"{root}: directory not found")
         for path in sorted(root.rglob("metrics.jsonl")) if root.is_dir() else [root]:
-            start = next((r for r in read_records(path) if r.get("kind") == "run_start"), None)
-            kind = ((start or {}).get("curve") or {}).get("kind") or ((start or {}).get("config") or {}).get("kind")
+            start = run_start(path)
+            kind = (start.get("curve") or {}).get("kind") or (start.get("config") or {}).get("kind")
             (sft if kind == "sft" else rl if kind == "rl" else []).append(path)
     if not sft and not rl:
         raise RetuInputError(f"{paths[0]}: no retu runs (metrics.jsonl with a run_start record) found")
@@ -59,7 +59,7 @@ def find_runs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
 
 def _scene_of(path: Path) -> str:
-    start = next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
+    start = run_start(path)
     return str((start.get("curve") or {}).get("scene") or start.get("run_id") or path.parent.name)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from retu.errors import RetuInputError
 from retu.intervals import eval_interval
-from retu.metrics import read_records
+from retu.metrics import read_records, run_start
 from retu.report.build import Report
 from retu.report.findings import (
     Branch,
@@ -33,10 +33,6 @@ def eval_estimate(metrics: dict) -> Estimate | None:
         return None
     ci = eval_interval(metrics) or (math.nan, math.nan)
     return Estimate(float(value), *ci, metrics.get("eval/n"), how="binomial")
-
-
-def run_start(path: Path) -> dict:
-    return next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
 
 
 def _evals(path: Path) -> list[tuple[int, Estimate]]:
