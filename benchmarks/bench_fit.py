@@ -1,4 +1,5 @@
-"""Ceiling fits on every RL curve in ../shared/data/retu: retu's recipe vs a plain bounded soft-L1 fit.
+"""Ceiling fits on the paper authors' RL curves (retu.scaling.AUTHORS_CURVES): retu's recipe vs a plain
+bounded soft-L1 fit.
 
 Prints one table (A_post against the paper's camera-ready figure, flags, held-out RMSE) and the
 summary the issue asks for: mean / max |A_post - camera_ready| over unflagged curves, flagged count,
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from retu.scaling import fit_ceiling, load_curves
+from retu.scaling import AUTHORS_CURVES, fit_ceiling, load_curves
 from retu.scaling.forms import sigmoid_power
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "retu"
+DATA = AUTHORS_CURVES
 
 
 def plain_fit(x, y, p_start):

@@ -1,11 +1,37 @@
-"""Shared test paths and helpers. ../shared sits beside the repository, in development and in CI."""
+"""Shared test paths and helpers.
+
+../shared sits beside the repository in development and in CI; a clone alone has no such folder, so a
+test that needs one of its files skips, naming the file (`needs_shared`, `shared_json`). The paper
+authors' curves ship inside retu (`retu.scaling.AUTHORS_CURVES`) and need nothing beside the clone.
+"""
 
 import json
 from pathlib import Path
 
+import pytest
+
+from retu.scaling import AUTHORS_CURVES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
-CURVES = SHARED / "data" / "retu"
+CURVES = AUTHORS_CURVES
+
+
+def _missing(rel: str) -> str:
+    return f"needs ../shared/{rel}, which is not beside this clone"
+
+
+def needs_shared(rel: str):
+    """Mark a test that reads ../shared/`rel`: it skips, naming the path, when the path is absent."""
+    return pytest.mark.skipif(not (SHARED / rel).exists(), reason=_missing(rel))
+
+
+def shared_json(rel: str):
+    """The JSON at ../shared/`rel`; skips the calling test module, naming the file, when it is absent."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(_missing(rel), allow_module_level=True)
+    return json.loads(path.read_text())
 
 
 def cli_app():

@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default model is a local dir
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, cli_app, read_jsonl
+from conftest import SHARED, cli_app, needs_shared, read_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +61,7 @@ def _planted_set(tmp_path):
     return path, rows
 
 
+@needs_shared("data/benchmarks")
 def test_paraphrases_are_removed_and_unrelated_problems_pass(tmp_path):
     src, rows = _planted_set(tmp_path)
     out = tmp_path / "clean" / "train.jsonl"
@@ -85,6 +86,7 @@ def test_paraphrases_are_removed_and_unrelated_problems_pass(tmp_path):
     assert "prompts/s" in result.output
 
 
+@needs_shared("data/benchmarks")
 def test_exact_benchmark_copies_are_removed_at_any_threshold(tmp_path):
     test_rows = read_jsonl(BENCH_DIR / "math500.jsonl")[:5]
     own = tmp_path / "refs.jsonl"

@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, cli_app, read_jsonl
+from conftest import SHARED, cli_app, needs_shared, read_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +56,7 @@ def test_base_model_on_one_step_arithmetic(tmp_path):
         assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
 
 
+@needs_shared("data/benchmarks")
 def test_smollm2_on_gsm8k_and_arithmetic(tmp_path):
     # 4 GSM8K problems (too long to finish in 64 tokens: Hard) and 4 one-step sums SmolLM2 often gets.
     rows = read_jsonl(BENCH_DIR / "gsm8k_test.jsonl")[:4]

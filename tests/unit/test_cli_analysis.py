@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CURVES
+from conftest import CURVES, SHARED, needs_shared
 
 REFS = json.loads((CURVES / "references.json").read_text())["scenes"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -60,6 +60,23 @@ def test_fit_directory_with_tables_and_figures(tmp_path, val_loss_csv):
     assert "scene uniform102K: A_post = P_sft + PL_rl" in r.stdout
     for name in ("fits.png", "fits_decomposition.png"):
         assert (tmp_path / name).read_bytes().startswith(PNG)
+
+
+def test_fit_authors_fits_the_shipped_curves_and_needs_some_input():
+    r = run("fit", "--authors", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["fits"]) == 24 and {t["scene"] for t in out["tables"]} == {"general", "easy102K", "uniform102K"}
+    r = run("fit")
+    assert r.returncode == 2 and r.stderr == "retu: error: retu fit: give curve files, directories or metrics.jsonl, or --authors\n"
+
+
+@needs_shared("data/retu")
+def test_shipped_curves_are_the_shared_files_unchanged():
+    shipped = sorted(p.relative_to(CURVES) for p in CURVES.rglob("*.json"))
+    assert len(shipped) == 28
+    for rel in shipped:
+        assert json.loads((CURVES / rel).read_text()) == json.loads((SHARED / "data" / "retu" / rel).read_text()), rel
 
 
 @pytest.mark.parametrize("make, match", [

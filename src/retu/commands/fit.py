@@ -25,7 +25,8 @@ def _parse_val_loss(specs: list[str]) -> dict:
 
 
 def fit(
-    paths: list[Path] = typer.Argument(..., help="Curve files, directories of them (recursive) or metrics.jsonl."),
+    paths: list[Path] = typer.Argument(None, help="Curve files, directories of them (recursive) or metrics.jsonl."),
+    authors: bool = typer.Option(False, "--authors", help="Also fit the paper authors' Qwen2.5-7B curves shipped with retu."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: fits and tables."),
     plot: Path = typer.Option(None, "--plot", help="Write the fits figure here (PNG); tables add <stem>_decomposition.png."),
     val_loss: list[str] = typer.Option([], "--val-loss", help="SCENE=LOG: SFT validation-loss log, shades the decomposition figure by sub-phase."),
@@ -33,14 +34,16 @@ def fit(
     """Fit P(x) = P_start + (A - P_start) / (1 + (x / C_mid)^-B) to every RL curve."""
     from rich.progress import track
 
-    from retu.scaling import decompose, fit_ceiling, load_curves
+    from retu.errors import RetuInputError
+    from retu.scaling import AUTHORS_CURVES, decompose, fit_ceiling, load_curves
 
+    paths = [*(paths or []), *([AUTHORS_CURVES] if authors else [])]
+    if not paths:
+        raise RetuInputError("retu fit: give curve files, directories or metrics.jsonl, or --authors")
     curves = load_curves(paths)
     phases = _parse_val_loss(val_loss)
     rl = [c for c in curves if c.kind == "rl"]
     if not rl:
-        from retu.errors import RetuInputError
-
         raise RetuInputError(f"{paths[0]}: no RL curves to fit (found {len(curves)} SFT curves)")
     pairs = [(c, fit_ceiling(c.x, c.y, p_start=c.p_start, source=c.source))
              for c in track(rl, description="fitting", disable=as_json, transient=True)]

@@ -1,6 +1,6 @@
 """Curves for `retu fit`: (compute, performance) points read from curve JSON files or retu runs.
 
-Curve JSON (the schema of ../shared/data/retu): {"scene", "kind": "sft"|"rl", "sft_step",
+Curve JSON (the schema of the authors' curves in retu/scaling/authors): {"scene", "kind": "sft"|"rl", "sft_step",
 "sft_eflops", "branch_start": {"overall"}, "points": [{"eflops", "overall", "step"?}]}; RL x is
 EFLOPs since the branch point, SFT x is cumulative SFT EFLOPs.
 

@@ -5,12 +5,11 @@ spec/ALGORITHMS.md. Gradients are d(loss)/d(logprobs) by autograd, compared with
 per-token gradients stored in the file. float64: rtol 1e-9; float32: rtol 1e-5.
 """
 
-import json
 from dataclasses import replace
 
 import pytest
 import torch
-from conftest import SHARED
+from conftest import shared_json
 
 from retu.algos import advantages as adv_fns
 from retu.algos.hybrid import compute_seq_entropy, compute_srft_weights, luffy, srft
@@ -19,7 +18,7 @@ from retu.algos.registry import build, build_loss
 from retu.algos.types import LossInputs
 from retu.errors import RetuInputError
 
-V = json.loads((SHARED / "spec" / "vectors.json").read_text())
+V = shared_json("spec/vectors.json")
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
 
 

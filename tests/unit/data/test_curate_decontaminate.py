@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import SHARED, cli_app
+from conftest import SHARED, cli_app, needs_shared
 from retu.data import curate_decontaminate as dc
 from retu.errors import RetuInputError
 
@@ -48,6 +48,7 @@ def test_threshold_outside_unit_interval_is_rejected(threshold):
     assert dc.check_threshold(1.0) == 1.0
 
 
+@needs_shared("data/benchmarks")
 def test_references_from_names_and_paths(tmp_path):
     own = tmp_path / "heldout.jsonl"
     own.write_text('{"id": "h1", "problem": "Add 2 and 3."}\n{"problem": "Add 4 and 5."}\n')
@@ -59,6 +60,7 @@ def test_references_from_names_and_paths(tmp_path):
                          {"id": "heldout-2", "problem": "Add 4 and 5.", "benchmark": "heldout"}]
 
 
+@needs_shared("data/benchmarks")
 @pytest.mark.parametrize("against, message", [
     (["gsm9k"], "unknown benchmark 'gsm9k'; give a JSONL path or one of: gsm8k,"),
     (["missing.jsonl"], "missing.jsonl: no such file"),
@@ -69,6 +71,7 @@ def test_bad_references_raise(against, message):
         dc.load_references(against, BENCH_DIR)
 
 
+@needs_shared("data/benchmarks")
 def test_reference_file_rows_need_a_problem(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "Fine."}\n{"question": "No problem field."}\n')
@@ -117,6 +120,7 @@ def test_measure_contamination_removes_above_threshold_and_records_why():
     assert strict.removed == [0]
 
 
+@needs_shared("data/benchmarks")
 @pytest.mark.parametrize("args, message", [
     (["--threshold", "0"], "--threshold must be in (0, 1], got 0.0"),
     (["--threshold", "1.5"], "--threshold must be in (0, 1], got 1.5"),
@@ -138,6 +142,7 @@ def test_decontaminate_command_bad_input_writes_nothing(tmp_path, args, message)
     assert not out.parent.exists()
 
 
+@needs_shared("data/benchmarks")
 def test_decontaminate_command_missing_input_and_rows_without_problem(tmp_path):
     out = tmp_path / "o" / "kept.jsonl"
     base = ["--against", "gsm8k", "--data-dir", str(BENCH_DIR), "--out", str(out)]

@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT, SHARED, cli_app, read_jsonl, write_jsonl
+from conftest import REPO_ROOT, SHARED, cli_app, needs_shared, read_jsonl, write_jsonl
 from retu.data.curate import dedup_prompts, normalise_prompt, read_prompt_set
 from retu.errors import RetuInputError
 
@@ -49,6 +49,7 @@ def test_different_problems_stay_different(a, b):
     assert normalise_prompt(a) != normalise_prompt(b)
 
 
+@needs_shared("data/benchmarks")
 def test_gsm8k_sample_with_planted_duplicates_counts_exactly():
     rows = read_prompt_set(BENCH_DIR / "gsm8k_train.jsonl").problems[:300]
     prompts = [r["problem"] for r in rows]
@@ -71,6 +72,7 @@ def test_gsm8k_sample_with_planted_duplicates_counts_exactly():
     assert result.summary() == "309 prompts: 4 exact duplicates, 5 normalised duplicates, 300 kept"
 
 
+@needs_shared("data/benchmarks")
 def test_math_train_normalised_duplicates_are_the_known_two():
     prompts = read_prompt_set(BENCH_DIR / "math_train.jsonl").prompts
     result = dedup_prompts(prompts)

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, cli_app, read_jsonl
+from conftest import SHARED, cli_app, needs_shared, read_jsonl
 from retu.data.curate_stats import compute_stats, count_words, format_stats_table, make_token_counter
 from retu.engine.tokenizer import build_tokenizer
 from retu.errors import RetuInputError
@@ -13,6 +13,7 @@ from retu.errors import RetuInputError
 BENCH_DIR = SHARED / "data" / "benchmarks"
 
 
+@needs_shared("data/benchmarks")
 def test_stats_of_gsm8k_test_in_words():
     rows = read_jsonl(BENCH_DIR / "gsm8k_test.jsonl")
     s = compute_stats("gsm8k", rows)
@@ -36,6 +37,7 @@ def test_win_rate_mean_only_over_rows_that_have_one():
     assert (s.rows, s.prompt_mean, s.response_mean, s.responses, s.win_rate_mean) == (3, 2.0, None, 0, 0.5)
 
 
+@needs_shared("data/benchmarks")
 def test_stats_command_prints_table_and_json(tmp_path):
     scored = tmp_path / "scored.jsonl"
     scored.write_text('{"id": "a", "problem": "Compute 1+1.", "answer": "2", "solution": "1+1=2 \\\\boxed{2}", '

@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from retu.errors import RetuInputError
 from retu.tasks.benchmarks import BENCHMARKS, clean_gsm8k_solution, load_benchmark, load_gsm8k, load_math
 
 BENCH_DIR = SHARED / "data" / "benchmarks"
 
 
+@needs_shared("data/benchmarks")
 def test_gsm8k_train_first_row_becomes_an_expert_trajectory():
     row = load_benchmark("gsm8k_train", data_dir=BENCH_DIR)[0]
     assert row["id"] == "gsm8k-train-0" and row["answer"] == "72"
@@ -19,6 +20,7 @@ def test_gsm8k_train_first_row_becomes_an_expert_trajectory():
                                "\\boxed{72}")
 
 
+@needs_shared("data/benchmarks")
 def test_gsm8k_test_rows_are_all_cleaned():
     rows = load_benchmark("gsm8k", data_dir=BENCH_DIR)
     assert len(rows) == 1319
@@ -27,6 +29,7 @@ def test_gsm8k_test_rows_are_all_cleaned():
     assert all(r["solution"].endswith(f"\n\\boxed{{{r['answer']}}}") for r in rows)
 
 
+@needs_shared("data/benchmarks")
 def test_math500_keeps_solution_and_answer():
     rows = load_benchmark("math500", path=BENCH_DIR / "math500.jsonl")
     first = json.loads((BENCH_DIR / "math500.jsonl").open().readline())
@@ -57,6 +60,7 @@ def test_gsm8k_row_without_final_line_names_file_and_field(tmp_path):
         load_gsm8k(path)
 
 
+@needs_shared("data/benchmarks")
 def test_registry_metrics_and_errors(tmp_path):
     assert BENCHMARKS["aime24"].metric == "avg@16" and BENCHMARKS["math500"].metric == "pass@1"
     with pytest.raises(RetuInputError, match="unknown benchmark 'gsm9k'; known: gsm8k, gsm8k_train"):
