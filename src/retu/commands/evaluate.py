@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 
-SHARED_BENCHMARKS = Path("../shared/data/benchmarks")
+DATA_DIR_HELP = ("Read the benchmark JSONL files from this directory instead of the Hugging Face Hub (offline "
+                 "machines; default $RETU_DATA_DIR).")
 
 
-def _load_sets(names: list[str], data_dir: Path, limit: int | None, samples: int | None, seed: int) -> dict:
+def _load_sets(names: list[str], data_dir: Path | None, limit: int | None, samples: int | None, seed: int) -> dict:
     """name -> (rows tagged with their group, samples per problem); gold answers checked up front."""
     from retu.data.io import validate_answers
     from retu.errors import RetuInputError
@@ -28,7 +29,7 @@ def _load_sets(names: list[str], data_dir: Path, limit: int | None, samples: int
         else:
             raise RetuInputError(f"unknown benchmark '{name}'; known: arith, {', '.join(BENCHMARKS)}")
         rows = rows[:limit] if limit else rows
-        validate_answers(rows, data_dir / name)
+        validate_answers(rows, f"benchmark {name}")
         sets[name] = (rows, samples or k)
     return sets
 
@@ -48,7 +49,7 @@ def _write_outputs(out: Path, model: str, result, settings: dict) -> None:
 def evaluate_cmd(
     model: str = typer.Argument(None, help="Model: tiny:/base:<size>, smollm2-135m-instruct, a checkpoint dir or hub id."),
     benchmarks: str = typer.Option("gsm8k", "--benchmarks", help="Comma list: arith, gsm8k, math500, aime24, ..."),
-    data_dir: Path = typer.Option(SHARED_BENCHMARKS, "--data-dir", help="Directory holding the benchmark JSONL files."),
+    data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     limit: int = typer.Option(None, "--limit", help="Use the first N problems of each benchmark (a fixed subset)."),
     samples: int = typer.Option(None, "--samples", help="Samples per problem (default: 1, or k of a benchmark's avg@k)."),
     temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature (the paper: 0.7; 0 = greedy)."),

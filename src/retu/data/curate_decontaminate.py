@@ -64,13 +64,13 @@ def _read_reference_file(path: Path) -> list[dict]:
     return refs
 
 
-def load_references(against: Sequence[str], data_dir: str | Path) -> list[dict]:
+def load_references(against: Sequence[str], data_dir: str | Path | None = None) -> list[dict]:
     """Reference problems from benchmark names and JSONL paths.
 
     Args:
-        against: Each a registered benchmark name (`retu.tasks.benchmarks.BENCHMARKS`), loaded from
-            `data_dir`, or the path of a JSONL file whose rows hold `problem`.
-        data_dir: Directory of the benchmark files.
+        against: Each a registered benchmark name (`retu.tasks.benchmarks.BENCHMARKS`), loaded as
+            `load_benchmark` loads it, or the path of a JSONL file whose rows hold `problem`.
+        data_dir: Directory of the benchmark files; None reads `$RETU_DATA_DIR`, else the Hub.
 
     Returns:
         Rows `{"id", "problem", "benchmark"}` (benchmark = the name, or a file's stem), in order.
