@@ -19,6 +19,7 @@ killed comparison rerun with the same command continues where it stopped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
@@ -103,7 +104,7 @@ def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
 # The comparison
 
 
-def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
+def run_compare(ccfg: CompareCfg, *, echo=print, progress: bool = True) -> Path:
     """Run (or resume) every paradigm and write <run_dir>/report/compare.md; returns its path."""
     from retu.engine.rl import run_rl
     from retu.engine.run import require_one_process
@@ -119,7 +120,7 @@ def run_compare(ccfg: CompareCfg, *, echo=print) -> Path:
     check_shared({SFT: sft_cfg, **rl_cfgs, **then})
 
     def stage(name: str, cfg: RunCfg, fn) -> None:
-        run_stage(cfg, fn, echo, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
+        run_stage(cfg, partial(fn, progress=progress), echo, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
 
     if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods:
         stage(SFT, sft_cfg, run_sft)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, read_text
 
 
 def _f(default, help: str, **kw):  # noqa: A002 - mirrors dataclasses.field's metadata usage
@@ -43,6 +43,13 @@ class ModelCfg:
             raise RetuInputError("model.lora_r must be >= 0, model.lora_alpha >= 1 and model.lora_dropout in [0, 1)")
 
 
+def _at_least(section: str, minimum: float, **values: float) -> None:
+    """Raise RetuInputError naming the first `section.key` whose value is below `minimum`."""
+    for key, value in values.items():
+        if value < minimum:
+            raise RetuInputError(f"{section}.{key} must be >= {minimum:g}, got {value}")
+
+
 @dataclass(frozen=True)
 class DataCfg:
     """Where problems and expert trajectories come from; see each field's help."""
@@ -62,6 +69,11 @@ class DataCfg:
     keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "
                                     "(truncated) instead of dropping them (the paper drops them)")
     seed: int = _f(0, "seed of the embedded task's splits")
+
+    def __post_init__(self):
+        _at_least("data", 1, arith_n_train=self.arith_n_train, arith_max_steps=self.arith_max_steps,
+                  max_prompt_len=self.max_prompt_len, max_response_len=self.max_response_len)
+        _at_least("data", 0, arith_n_val=self.arith_n_val, arith_n_eval=self.arith_n_eval)
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,9 @@ class SftCfg:
     delta_stable: float = _f(0.02, "relative band above L_min that counts as Stable")
     delta_severe: float = _f(0.10, "relative excess beyond which overfitting is Severe")
 
+    def __post_init__(self):
+        _at_least("sft", 1, val_every=self.val_every, patience=self.patience)
+
 
 @dataclass(frozen=True)
 class RolloutCfg:
@@ -136,6 +151,12 @@ class RolloutCfg:
     def __post_init__(self):
         if self.group_size < 1:
             raise RetuInputError(f"rollout.group_size must be >= 1, got {self.group_size}")
+        if self.temperature <= 0:
+            raise RetuInputError(f"rollout.temperature must be > 0 (rollouts are sampled), got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise RetuInputError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+        _at_least("rollout", 1, updates_per_batch=self.updates_per_batch)
+        _at_least("rollout", 0, n_expert=self.n_expert, max_gen_rounds=self.max_gen_rounds)
         if self.on_exhausted not in ("error", "partial"):
             raise RetuInputError(f"rollout.on_exhausted must be 'error' or 'partial', got '{self.on_exhausted}'")
         if self.engine not in ("auto", "hf", "vllm", "vllm_server"):
@@ -164,6 +185,10 @@ class EvalCfg:
     max_new_tokens: int = _f(128, "tokens generated per answer")
     batch_size: int = _f(64, "problems per generation batch")
 
+    def __post_init__(self):
+        _at_least("eval", 0, every=self.every, temperature=self.temperature)
+        _at_least("eval", 1, samples=self.samples, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+
 
 @dataclass(frozen=True)
 class LogCfg:
@@ -174,6 +199,10 @@ class LogCfg:
     save_every: int = _f(0, "steps between checkpoints (0 = at every validation / evaluation)")
     keep_checkpoints: int = _f(0, "checkpoints kept (0 = all)")
     report_to: str = _f("none", "mirror metrics to: none, tensorboard or wandb")
+
+    def __post_init__(self):
+        _at_least("log", 1, log_every=self.log_every)
+        _at_least("log", 0, save_every=self.save_every, keep_checkpoints=self.keep_checkpoints)
 
 
 @dataclass(frozen=True)
@@ -261,14 +290,17 @@ def read_yaml(path: Path):
     Raises:
         RetuInputError: the file is not UTF-8 or not valid YAML (tags such as !!python/object included).
     """
+    text = read_text(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise RetuInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        return yaml.safe_load(text) or {}
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise RetuInputError(f"{path}{line}: not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        line = text[:exc.position].count("\n") + 1
+        raise RetuInputError(f"{path}:{line}: not valid YAML (control character {exc.character!r} at byte "
+                             f"{exc.position})") from None
     except yaml.YAMLError as exc:
         raise RetuInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
 
@@ -301,6 +333,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), **fix
         if not p.exists():
             raise RetuInputError(f"{p}: config file not found")
         raw = read_yaml(p)
+        if not isinstance(raw, dict):
+            raise RetuInputError(f"{p}: a run config must be a mapping of keys")
     for key, value in parse_overrides(list(overrides)):
         _set_path(raw, key, value)
     raw.update(fixed)

@@ -3,11 +3,14 @@
 Every check of user input (files, rows, config keys, CLI values) raises `RetuInputError` with a
 one-line message that names the file, line or field and the problem. The CLI prints it and exits
 with code 2 before anything is written. Input that is kept but suspicious (counted) gets `warn`.
+`read_text` and `read_json` open a user's file with those errors (missing, not UTF-8, not JSON).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 
 class RetuInputError(ValueError):
@@ -25,3 +28,32 @@ def where(path: object, line: int | None = None) -> str:
 def warn(message: str) -> None:
     """Print a one-line warning about the input (kept and counted, not refused) to stderr."""
     print("warning: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's content.
+
+    Raises:
+        RetuInputError: The file is missing, unreadable or not UTF-8 (naming the byte).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RetuInputError(f"{path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RetuInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise RetuInputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+
+
+def read_json(path: str | Path) -> object:
+    """A JSON file's data.
+
+    Raises:
+        RetuInputError: As `read_text`, or not valid JSON (naming the line).
+    """
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise RetuInputError(f"{where(path, exc.lineno)}: not valid JSON ({exc.msg})") from None

@@ -12,11 +12,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import torch
 
 from retu.data.chat import build_messages
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, where
 from retu.rewards import score_completions
 
 
@@ -207,6 +208,28 @@ def standard_error(scores: Sequence[float]) -> float:
         return float("nan")
     mean = sum(scores) / n
     return 100.0 * math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1) / n)
+
+
+def read_completions(path: str | Path) -> list[dict]:
+    """The records of a completions.jsonl written by `retu eval --out`, each checked for its fields.
+
+    Raises:
+        RetuInputError: The file is empty, or a line lacks group / answer or a list of completions.
+    """
+    from retu.data.io import iter_jsonl
+
+    records = []
+    for lineno, rec in iter_jsonl(path):
+        for field in ("group", "answer", "completions"):
+            if field not in rec:
+                raise RetuInputError(f"{where(path, lineno)}: missing field '{field}' (a completions.jsonl "
+                                     "from retu eval --out has group, answer, completions)")
+        if not isinstance(rec["completions"], list) or not all(isinstance(c, str) for c in rec["completions"]):
+            raise RetuInputError(f"{where(path, lineno)}: 'completions' must be a list of strings")
+        records.append(rec)
+    if not records:
+        raise RetuInputError(f"{path}: no rows (the file is empty)")
+    return records
 
 
 def rescore(records: Sequence[dict], *, timeout_s: float = 5.0) -> EvalResult:

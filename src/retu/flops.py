@@ -31,12 +31,11 @@ This module is pure Python (no torch) so `retu flops` starts instantly.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, read_json
 
 EFLOP = 1e18
 
@@ -79,24 +78,24 @@ PRESETS = {
     "Qwen2.5-7B": ModelShape("Qwen2.5-7B", 28, 3584, 18944, 152064, 28, 4, 128),
     "Llama-3.2-3B": ModelShape("Llama-3.2-3B", 28, 3072, 8192, 128256, 24, 8, 128),
 }
+_PRESETS_BY_LOWER = {name.lower(): shape for name, shape in PRESETS.items()}  # qwen2.5-7b names a preset too
 
 
 def load_shape(model: object) -> ModelShape:
-    """Resolve a preset name, a config.json path (file or model dir), a transformers config or a dict."""
+    """Resolve a preset name (any case), a config.json path (file or model dir), a transformers config or a dict."""
     if isinstance(model, ModelShape):
         return model
-    if isinstance(model, str) and model in PRESETS:
-        return PRESETS[model]
+    if isinstance(model, str) and model.lower() in _PRESETS_BY_LOWER:
+        return _PRESETS_BY_LOWER[model.lower()]
     if isinstance(model, str | Path):
         path = Path(model)
         if path.is_dir():
             path = path / "config.json"
         if not path.exists():
             raise RetuInputError(f"{model}: not a preset ({', '.join(PRESETS)}) and no config.json there")
-        try:
-            cfg = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise RetuInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        cfg = read_json(path)
+        if not isinstance(cfg, dict):
+            raise RetuInputError(f"{path}: expected a JSON object (a model's config.json)")
         return _shape_from_dict(cfg, str(path))
     to_dict = getattr(model, "to_dict", None)  # a transformers PretrainedConfig
     if callable(to_dict):
@@ -225,6 +224,21 @@ def _upt(F, *, batch, seq_len, group_size=8, expert_len=None, sft_fraction=0.0):
 PARADIGMS = {"sft": _sft, "grpo": _grpo, "dapo": _dapo, "luffy": _luffy, "srft": _luffy, "upt": _upt}
 
 
+def _check_step_options(options: dict) -> None:
+    """Refuse step options outside their range: counts and lengths > 0 (n_expert >= 0), sft_fraction in [0, 1]."""
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name == "sft_fraction":
+            ok, rule = 0.0 <= value <= 1.0, "in [0, 1]"
+        elif name == "n_expert":
+            ok, rule = value >= 0, ">= 0"
+        else:
+            ok, rule = value > 0, "> 0"
+        if not ok:
+            raise RetuInputError(f"{name} must be {rule}, got {value}")
+
+
 def step_flops(model: object, paradigm: str, *, batch: int, seq_len: float, **kwargs) -> StepCost:
     """FLOPs of one step of `paradigm` with mean lengths (see the module docstring for formulas).
 
@@ -247,6 +261,7 @@ def step_flops(model: object, paradigm: str, *, batch: int, seq_len: float, **kw
     if unknown:
         raise RetuInputError(f"option {', '.join(unknown)} does not apply to {paradigm}; "
                              f"valid: {', '.join(valid) or 'none'}")
+    _check_step_options(kwargs)
     shape = load_shape(model)
     cost = PARADIGMS[paradigm](lambda s: s * flops_per_token(shape, s).total, batch=batch, seq_len=seq_len, **kwargs)
     return StepCost(paradigm, cost.generation, cost.training)

@@ -6,14 +6,16 @@ Record schema (STYLE.md section 4), one JSON object a line:
 Metric names are `group/name[/stat]` with group one of GROUPS. A missing or non-finite value is
 written as null and an `event` record says which; it is never written as 0.
 
-Readers (`read_series`) accept a retu metrics.jsonl, a TensorBoard event directory or file, an HF
-`trainer_state.json` (its `log_history`) or a CSV export (e.g. W&B), and return the same `Series`.
+Readers (`read_series`) accept a retu metrics.jsonl (or a flat JSONL log), a TensorBoard event directory
+or file, an HF `trainer_state.json` (its `log_history`) or a CSV export (e.g. W&B), and return the same
+`Series`.
 This module imports numpy only (no torch), so analysis commands start fast.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retu.errors import RetuInputError, where
+from retu.errors import RetuInputError, read_json, read_text, where
 
 SCHEMA_VERSION = 1
 KINDS = ("run_start", "train", "eval", "fit", "phase", "event", "run_end")
@@ -31,6 +33,8 @@ GROUPS = ("loss", "policy", "reward", "completion", "eval", "optim", "perf", "fi
 
 # Names a validation loss goes by in the logs retu reads, most specific first.
 VAL_LOSS_NAMES = ("loss/val", "eval/loss", "eval_loss", "val/loss", "val_loss", "validation_loss")
+# Names of the step column in CSV exports and flat JSONL logs, in the order they are looked for.
+STEP_COLUMNS = ("step", "_step", "global_step", "train/global_step")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -48,6 +52,17 @@ def _finite_or_none(value: object) -> tuple[object, bool]:
     except (TypeError, ValueError):
         return value, False
     return (as_float, False) if math.isfinite(as_float) else (None, True)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a kill mid-write) off `path`, so appended records start on a line of
+    their own; the complete lines before it stay as they are."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 class JsonlLogger:
@@ -69,6 +84,7 @@ class JsonlLogger:
         self.run_id = run_id
         self.mirrors = mirrors  # callables (kind, step, flat_metrics) -> None, e.g. TensorBoard
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.path)
 
     def log(self, kind: str, *, step: int | None = None, tokens: float | None = None,
             flops: float | None = None, metrics: dict | None = None, **extra) -> None:
@@ -124,7 +140,7 @@ class JsonlLogger:
 def read_records(path: str | os.PathLike) -> list[dict]:
     """Parse a metrics.jsonl; a torn last line (kill mid-write) is ignored, any other bad line raises."""
     path = Path(path)
-    lines = _read_text(path).splitlines()
+    lines = read_text(path).splitlines()
     records = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -177,15 +193,6 @@ def run_start(path: str | Path) -> dict:
     """The first run_start record of a metrics.jsonl ({} when it has none)."""
     return next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
 
-def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise RetuInputError(f"{path}: file not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RetuInputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-
-
 def _to_float(value: object) -> float:
     try:
         return float(value) if value not in (None, "") else math.nan
@@ -227,9 +234,20 @@ def _pick_name(source: Path, available: set[str], metric: str | None) -> str:
                          "pass the metric name")
 
 
+def _flat_record(rec: dict) -> dict:
+    """A flat log line `{"step": 10, "val/loss": 0.52, ...}` as a retu record."""
+    step = next((rec[c] for c in STEP_COLUMNS if c in rec), None)
+    metrics = {k: v for k, v in rec.items() if k not in (*STEP_COLUMNS, "flops", "tokens")}
+    return {"kind": "train", "step": step, "flops": rec.get("flops"), "tokens": rec.get("tokens"), "metrics": metrics}
+
+
 def read_metrics_jsonl(path: Path, metric: str | None = None) -> Series:
-    """Read one metric from a retu metrics.jsonl (train and eval records)."""
-    records = [r for r in read_records(path) if r.get("kind") in ("train", "eval")]
+    """Read one metric from a JSONL log: retu's records (train and eval) or the flat lines many loggers
+    write, `{"step": 10, "val/loss": 0.52}` (a step column of STEP_COLUMNS, every other key a metric)."""
+    records = read_records(path)
+    if not any("metrics" in r for r in records):
+        records = [_flat_record(r) for r in records]
+    records = [r for r in records if r.get("kind") in ("train", "eval")]
     available = {k for r in records for k in (r.get("metrics") or {})}
     name = _pick_name(path, available, metric)
     rows = [(r.get("step"), r["metrics"][name], r.get("flops"), r.get("tokens"))
@@ -239,10 +257,7 @@ def read_metrics_jsonl(path: Path, metric: str | None = None) -> Series:
 
 def read_trainer_state(path: Path, metric: str | None = None) -> Series:
     """Read one metric from an HF Trainer `trainer_state.json` (log_history entries)."""
-    try:
-        state = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise RetuInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    state = read_json(path)
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
         raise RetuInputError(f"{path}: no 'log_history' list (not a trainer_state.json?)")
@@ -255,15 +270,18 @@ def read_trainer_state(path: Path, metric: str | None = None) -> Series:
 
 def read_csv(path: Path, metric: str | None = None) -> Series:
     """Read one column of a CSV export (W&B style: a step column `_step`, `step` or `global_step`)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = set(reader.fieldnames or [])
-        step_col = next((c for c in ("step", "_step", "global_step", "train/global_step") if c in header), None)
-        if step_col is None:
-            raise RetuInputError(f"{path}: no step column (need one of step, _step, global_step)")
-        name = _pick_name(path, header - {step_col}, metric)
-        rows = [(int(float(r[step_col])) if r[step_col] not in ("", None) else None, r[name],
-                 r.get("flops"), r.get("tokens")) for r in reader]
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    header = set(reader.fieldnames or [])
+    step_col = next((c for c in STEP_COLUMNS if c in header), None)
+    if step_col is None:
+        raise RetuInputError(f"{path}: no step column (need one of {', '.join(STEP_COLUMNS)})")
+    name = _pick_name(path, header - {step_col}, metric)
+    rows = []
+    for r in reader:
+        step = _to_float(r[step_col])
+        if r[step_col] not in ("", None) and not math.isfinite(step):
+            raise RetuInputError(f"{where(path, reader.line_num)}: step {r[step_col]!r} is not a number")
+        rows.append((int(step) if math.isfinite(step) else None, r[name], r.get("flops"), r.get("tokens")))
     return _build_series(path, name, rows)
 
 

@@ -30,6 +30,7 @@ pretrained base model, sized to finish in about ten minutes on a laptop CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
@@ -201,10 +202,12 @@ def check_stages(pcfg: PipelineCfg) -> dict[int, list[RunCfg]]:
     return out
 
 
-def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo) -> None:
+def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo, *, progress: bool = True) -> None:
     """Every stage of one seed: SFT per dataset, RL branches (and from the base), paradigms."""
     from retu.engine.rl import run_rl
     from retu.engine.sft import run_sft
+
+    run_sft, run_rl = partial(run_sft, progress=progress), partial(run_rl, progress=progress)
 
     for cfg in sft_cfgs:
         run_stage(cfg, run_sft, echo, f"[pipeline] seed {seed}: SFT {cfg.log.run_dir}")
@@ -219,7 +222,7 @@ def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo) -> None
         run_stage(paradigm_config(pcfg, method, base, seed), run_rl, echo, f"[pipeline] seed {seed}: {method} from {base}")
 
 
-def run_pipeline(pcfg: PipelineCfg, *, echo=print) -> Path:
+def run_pipeline(pcfg: PipelineCfg, *, echo=print, progress: bool = True) -> Path:
     """Run (or resume) every stage of every seed and write <run_dir>/report/report.md; returns its path."""
     from retu.engine.run import require_one_process
     from retu.report.study import build_study, write_layout, write_study
@@ -229,5 +232,5 @@ def run_pipeline(pcfg: PipelineCfg, *, echo=print) -> Path:
     stages = check_stages(pcfg)
     write_layout(root, list(pcfg.seeds), [ds["name"] for ds in pcfg.datasets], list(pcfg.paradigms))
     for seed, sft_cfgs in stages.items():
-        run_seed(pcfg, seed, sft_cfgs, echo)
+        run_seed(pcfg, seed, sft_cfgs, echo, progress=progress)
     return write_study(build_study(root), root / "report")

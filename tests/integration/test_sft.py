@@ -106,6 +106,11 @@ def test_checkpoints_are_complete_and_loadable(reference):
     assert model.config.num_hidden_layers == 4 and tokenizer("7+5")["input_ids"] == [58, 46, 56]
     assert torch.isfinite(model(input_ids=torch.tensor([[58, 46, 56]])).logits).all()
     assert not list(staging_dir(reference).glob("checkpoint-*"))  # every save was finalised
+    # Weights are safetensors (no pickle); the .pt / .pth files are the Trainer's optimizer, scheduler and
+    # RNG states, which transformers loads with weights_only=True (tests/unit/test_no_code_runs.py).
+    files = {f.name for f in ckpts[-1].iterdir()}
+    assert "model.safetensors" in files and not files & {"pytorch_model.bin", "training_args.bin"}
+    assert {f for f in files if f.endswith((".pt", ".pth", ".bin"))} <= {"optimizer.pt", "scheduler.pt", "rng_state.pth"}
 
 
 def test_rerunning_a_finished_run_trains_nothing(reference, config_path):

@@ -82,7 +82,7 @@ def test_reader_errors_name_the_file(tmp_path):
     with pytest.raises(RetuInputError, match="missing.jsonl: file not found"):
         read_series(tmp_path / "missing.jsonl")
     (tmp_path / "s.json").write_text("{bad")
-    with pytest.raises(RetuInputError, match="s.json: not valid JSON"):
+    with pytest.raises(RetuInputError, match=r"s.json:1: not valid JSON"):
         read_series(tmp_path / "s.json")
     (tmp_path / "t.json").write_text(json.dumps({"log_history": [{"step": 1, "loss": 1.0}]}))
     with pytest.raises(RetuInputError, match="t.json: no validation loss found"):

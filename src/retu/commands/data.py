@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import check_positive
 from retu.commands.evaluate import DATA_DIR_HELP
 
 data_app = typer.Typer(no_args_is_help=True, help="Build and curate problem sets.")
@@ -35,8 +36,9 @@ def arith(
     from retu.errors import RetuInputError
     from retu.tasks.arith import ArithConfig, difficulty_levels, make_splits
 
-    if max_steps < 1:
-        raise RetuInputError(f"--max-steps must be >= 1, got {max_steps}")
+    check_positive(n_train=n_train, max_steps=max_steps, operand_max=operand_max)
+    if n_val < 0 or n_eval < 0:
+        raise RetuInputError(f"--n-val and --n-eval must be >= 0, got {n_val} and {n_eval}")
     levels = tuple(range(1, max_steps + 1))
     train_levels = difficulty_levels(difficulty, max_steps)
     splits = make_splits(seed, n_train, n_val, n_eval, steps_train=train_levels, steps_eval=levels,
@@ -50,15 +52,6 @@ def arith(
 
 
 IN_ARGUMENT = typer.Argument(..., metavar="IN", help="Problem set (JSONL of problem rows or chat rows).")
-
-
-def _check_positive(**values: int) -> None:
-    """Raise RetuInputError naming the first option (as --kebab-case) whose value is below 1."""
-    from retu.errors import RetuInputError
-
-    for name, value in values.items():
-        if value < 1:
-            raise RetuInputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
 @data_app.command("dedup")
@@ -103,7 +96,7 @@ def decontaminate(
     from retu.errors import RetuInputError
 
     check_threshold(threshold)
-    _check_positive(batch_size=batch_size)
+    check_positive(batch_size=batch_size)
     removed_path = out.parent / "removed.jsonl"
     if out.name == "removed.jsonl":
         raise RetuInputError("--out must not be named removed.jsonl (that file lists the removed rows)")
@@ -152,7 +145,7 @@ def difficulty(
     from retu.errors import RetuInputError
 
     check_attempts(attempts)
-    _check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
     if temperature <= 0:
         raise RetuInputError(f"--temperature must be > 0 (win rates need sampled answers), got {temperature}")
     engine = choose_engine(engine)
@@ -195,7 +188,7 @@ def expert(
     from retu.data.expert import build_expert_set
     from retu.data.io import validate_answers, write_jsonl
 
-    _check_positive(max_response_len=max_response_len)
+    check_positive(max_response_len=max_response_len)
     data = read_prompt_set(input_path)
     validate_answers(data.problems, input_path, line_numbers=data.lines)
     rows, report = build_expert_set(data.problems, load_tokenizer(tokenizer), max_response_len,

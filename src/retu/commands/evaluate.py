@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from retu.commands import check_positive
+
 DATA_DIR_HELP = ("Read the benchmark JSONL files from this directory instead of the Hugging Face Hub (offline "
                  "machines; default $RETU_DATA_DIR).")
 
@@ -28,7 +30,7 @@ def _load_sets(names: list[str], data_dir: Path | None, limit: int | None, sampl
             k = int(BENCHMARKS[name].metric.split("@")[1])  # pass@1 -> 1, avg@16 -> 16
         else:
             raise RetuInputError(f"unknown benchmark '{name}'; known: arith, {', '.join(BENCHMARKS)}")
-        rows = rows[:limit] if limit else rows
+        rows = rows if limit is None else rows[:limit]
         validate_answers(rows, f"benchmark {name}")
         sets[name] = (rows, samples or k)
     return sets
@@ -69,15 +71,20 @@ def evaluate_cmd(
     from retu.errors import RetuInputError
 
     if rescore is not None:
-        from retu.data.io import iter_jsonl
+        from retu.eval import read_completions
         from retu.eval import rescore as rescore_records
 
-        result = rescore_records([rec for _, rec in iter_jsonl(rescore)])
+        result = rescore_records(read_completions(rescore))
     else:
         if model is None:
             raise RetuInputError("give a MODEL to evaluate (or --rescore FILE)")
+        check_positive(limit=limit, samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size)
         if not 0.0 < gpu_memory <= 1.0:
             raise RetuInputError(f"--gpu-memory must be in (0, 1], got {gpu_memory}")
+        if temperature < 0:
+            raise RetuInputError(f"--temperature must be >= 0, got {temperature}")
+        if not 0.0 < top_p <= 1.0:
+            raise RetuInputError(f"--top-p must be in (0, 1], got {top_p}")
         sets = _load_sets([b.strip() for b in benchmarks.split(",") if b.strip()], data_dir, limit, samples, seed)
         settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size)
         result = _generate_and_score(model, sets, settings, seed, choose_engine(engine), gpu_memory)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from retu.commands import quiet_library_bars
+from retu.commands import PROGRESS, RUN_DIR, quiet_library_bars
 
 
 def rl(
@@ -14,8 +14,8 @@ def rl(
     overrides: list[str] = typer.Argument(None, help="Config overrides section.key=value, e.g. optim.lr=1e-5."),
     algo: str = typer.Option(None, "--algo", help="Algorithm preset: grpo, dapo_d, dapo_dc, luffy, srft or upt "
                                                   "(default: the config's loss.algo)."),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default: the config's log.run_dir); "
-                                                         "an existing run of the same config resumes."),
+    run_dir: Path = RUN_DIR,
+    progress: bool = PROGRESS,
 ) -> None:
     """Train with RL; write metrics.jsonl, eval records against cumulative FLOPs, and checkpoints."""
     from retu.config import load_config
@@ -34,7 +34,7 @@ def rl(
 
     quiet_library_bars()
     try:
-        result = run_rl(cfg)
+        result = run_rl(cfg, progress=progress)
     except (RolloutExhaustedError, TrainingDiverged) as exc:  # a stop the run recorded: one line, exit 1
         typer.echo(f"retu: error: {exc}", err=True)
         raise typer.Exit(1) from None

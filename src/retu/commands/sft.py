@@ -8,14 +8,14 @@ from pathlib import Path
 
 import typer
 
-from retu.commands import quiet_library_bars
+from retu.commands import PROGRESS, RUN_DIR, quiet_library_bars
 
 
 def sft(
     config: Path = typer.Argument(..., help="Run config (YAML), e.g. configs/tiny/sft.yaml."),
     overrides: list[str] = typer.Argument(None, help="Config overrides, section.key=value (e.g. optim.lr=1e-3)."),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default: the config's log.run_dir)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    run_dir: Path = RUN_DIR,
+    progress: bool = PROGRESS,
 ) -> None:
     """Train with SFT; rerunning the same command resumes from the last checkpoint."""
     from retu.config import load_config

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retu.data.io import iter_jsonl, to_problem_row
-from retu.errors import where
+from retu.errors import RetuInputError, where
 
 # ---------------------------------------------------------------------------------------------------
 # Reading
@@ -53,8 +53,8 @@ def read_prompt_set(path: str | Path) -> PromptSet:
     """Read a problem set (problem rows or chat rows) for curation.
 
     Raises:
-        RetuInputError: Missing file, invalid JSON, or a row without a non-empty `problem` and
-            `answer`, naming `file:line`.
+        RetuInputError: Missing or empty file, invalid JSON, or a row without a non-empty `problem`
+            and `answer`, naming `file:line`.
     """
     path = Path(path)
     rows, problems, lines = [], [], []
@@ -62,6 +62,8 @@ def read_prompt_set(path: str | Path) -> PromptSet:
         problems.append(to_problem_row(raw, where(path, lineno), default_id=f"{path.stem}-{lineno}"))
         rows.append(raw)
         lines.append(lineno)
+    if not rows:
+        raise RetuInputError(f"{path}: no rows (the file is empty)")
     return PromptSet(rows, problems, lines)
 
 

@@ -27,13 +27,19 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line of a JSONL file.
 
     Raises:
-        RetuInputError: Missing file, invalid JSON, or a line that is not a JSON object.
+        RetuInputError: Missing file, a line that is not UTF-8, invalid JSON, or a line that is not a
+            JSON object.
     """
     path = Path(path)
     if not path.is_file():
         raise RetuInputError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RetuInputError(f"{where(path, lineno)}: not UTF-8 text (byte {exc.start}); expected JSON "
+                                     "lines") from None
             if not line.strip():
                 continue
             try:

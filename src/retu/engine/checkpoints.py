@@ -62,16 +62,14 @@ def recorded_eval(checkpoint: str | os.PathLike, config: dict) -> dict | None:
     An RL branch from an SFT checkpoint starts with this evaluation instead of repeating it, so every
     problem is evaluated once per checkpoint.
     """
-    import yaml
-
-    from retu.config import EVAL_KEYS, config_value
+    from retu.config import EVAL_KEYS, config_value, read_yaml
     from retu.metrics import read_records
 
     path = Path(checkpoint)
     run = path.parent.parent
     if path.parent.name != "checkpoints" or not _STEP_DIR.fullmatch(path.name) or not (run / "config.yaml").exists():
         return None
-    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    saved = read_yaml(run / "config.yaml")
     if any(config_value(saved, k) != config_value(config, k) for k in EVAL_KEYS):
         return None
     step = step_of(path)

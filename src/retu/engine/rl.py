@@ -90,11 +90,12 @@ class RLResult:
     eval_metrics: dict[str, float]
 
 
-def run_rl(cfg: RunCfg) -> RLResult:
+def run_rl(cfg: RunCfg, *, progress: bool = True) -> RLResult:
     """Train with RL as `cfg` says, resuming from the run directory's latest complete checkpoint.
 
     Args:
         cfg: The resolved config (`kind` "rl"; `loss.algo` names a preset of `retu.algos.registry`).
+        progress: Show a progress bar (on the main process).
 
     Returns:
         RLResult.
@@ -146,7 +147,7 @@ def run_rl(cfg: RunCfg) -> RLResult:
         skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
         train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
-                   *([RichProgress("rl")] if is_main_process() else [])])
+                   *([RichProgress("rl")] if progress and is_main_process() else [])])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
     if args.use_vllm:  # evaluate with the rollouts' engine
         from retu.engine.generators import trainer_generate_fn

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import yaml
 
-from retu.config import OptimCfg, RunCfg, save_config, to_dict
+from retu.config import OptimCfg, RunCfg, read_yaml, save_config, to_dict
 from retu.engine.checkpoints import clear_staging, latest_checkpoint, read_state, step_of
 from retu.errors import RetuInputError
 from retu.metrics import JsonlLogger
@@ -211,7 +211,7 @@ def check_run_dir(run_dir: Path, cfg: RunCfg) -> bool:
             raise RetuInputError(f"{run_dir}: holds a metrics.jsonl but no config.yaml; not a retu run "
                                  "directory, pick another --run-dir")
         return False
-    old = _flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    old = _flatten(read_yaml(path))
     new = _flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))  # the same YAML round trip as the file
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if diff:

@@ -62,8 +62,6 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
     """Validate the SFT-specific settings and read the rows; raise RetuInputError on the first problem."""
     if cfg.kind != "sft":
         raise RetuInputError(f"kind is '{cfg.kind}'; retu sft needs kind: sft")
-    if cfg.sft.val_every < 1 or cfg.log.log_every < 1 or cfg.log.save_every < 0:
-        raise RetuInputError("sft.val_every and log.log_every must be >= 1 and log.save_every >= 0")
     world = world_size()
     if cfg.optim.batch_size % (cfg.optim.grad_accum * world):
         raise RetuInputError(f"optim.batch_size ({cfg.optim.batch_size}) must be divisible by optim.grad_accum x "

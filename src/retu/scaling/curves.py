@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retu.errors import RetuInputError, where
+from retu.errors import RetuInputError, read_json, where
 from retu.flops import EFLOP
 from retu.intervals import eval_interval
 from retu.metrics import read_records
@@ -73,10 +73,7 @@ def _points(d: dict, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | N
 
 def read_curve_json(path: Path) -> Curve:
     """Read one curve file of the shared schema; errors name the file and the field."""
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RetuInputError(f"{where(path, exc.lineno)}: not valid JSON ({exc.msg})") from None
+    d = read_json(path)
     if not isinstance(d, dict) or d.get("kind") not in ("sft", "rl"):
         raise RetuInputError(f"{path}: not a curve file (needs \"kind\": \"sft\" or \"rl\" and \"points\")")
     x, y, steps, dropped = _points(d, path)
