@@ -35,6 +35,11 @@ def plain_fit(x, y, p_start):
     return best.x[0]
 
 
+def camera_ready(scenes: dict, curve) -> float:
+    """The camera-ready figure's A_post of an RL curve; scenes: references.json's "scenes"."""
+    return scenes["base" if curve.sft_step == 0 else curve.scene]["checkpoints"][str(curve.sft_step)]["camera_ready"]["A_post"]
+
+
 def main() -> int:
     refs = json.loads((DATA / "references.json").read_text())["scenes"]
     curves = [c for c in load_curves([DATA]) if c.kind == "rl"]
@@ -47,7 +52,7 @@ def main() -> int:
     print(f"{'curve':28} {'ref':>5} {'retu':>6} {'err':>6} {'plain':>6} {'err':>6} {'ymax':>5} {'hold':>5}  flags")
     err, err_plain, hold, flagged = [], [], [], []
     for c, f, p in zip(curves, fits, plain, strict=True):
-        ref = refs["base" if c.sft_step == 0 else c.scene]["checkpoints"][str(c.sft_step)]["camera_ready"]["A_post"]
+        ref = camera_ready(refs, c)
         flags = ",".join(n for n, on in (("collapsed", f.collapsed), ("unsaturated", not f.saturated)) if on)
         err_plain.append(p - ref)
         if flags:

@@ -23,13 +23,19 @@ SCENARIOS = [(200.0, 0.3, 60), (100.0, 0.5, 30), (60.0, 0.5, 30), (40.0, 1.0, 20
 TRUE_A, P0, C_MID, SLOPE = 80.0, 60.0, 20.0, 1.5
 
 
+def simulate_curve(rng: np.random.Generator, x_max: float, noise: float, n: int, *, ceiling: float = TRUE_A,
+                   c_mid: float = C_MID, slope: float = SLOPE) -> tuple[np.ndarray, np.ndarray]:
+    """n evenly spaced points up to x_max of P0 + (ceiling - P0) / (1 + (x / c_mid)^-slope) plus N(0, noise)."""
+    x = np.linspace(x_max / n, x_max, n)
+    return x, sigmoid_power(x, P0, ceiling, c_mid, slope) + rng.normal(0, noise, n)
+
+
 def coverage(x_max: float, noise: float, n: int, runs: int, seed: int = 0) -> dict:
     """Coverage, median width, bias and sd of the ceiling over `runs` noisy copies of one curve."""
     rng = np.random.default_rng(seed)
-    x = np.linspace(x_max / n, x_max, n)
     hits, widths, errors, flagged = 0, [], [], 0
     for _ in range(runs):
-        fit = fit_ceiling(x, sigmoid_power(x, P0, TRUE_A, C_MID, SLOPE) + rng.normal(0, noise, n), p_start=P0)
+        fit = fit_ceiling(*simulate_curve(rng, x_max, noise, n), p_start=P0)
         lo, hi = fit.ceiling_ci
         hits += lo <= TRUE_A <= hi
         widths.append(hi - lo)

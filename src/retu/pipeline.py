@@ -35,10 +35,12 @@ from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
 from retu.config import RunCfg, read_top_level
+from retu.engine.ceiling_watch import final_interval, sibling_prior
 from retu.errors import RetuInputError
 from retu.phases import PHASES, PhaseResult, detect_phases
 from retu.report.study import BASE, seed_dir
-from retu.stages import DEFAULT_RL, DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, sft_phases, stage_config
+from retu.stages import (DEFAULT_RL, DEFAULT_SFT, check_shared, end_status, method_config, pick_steps, run_stage,
+                         sft_phases, stage_config)
 
 RESERVED = ("rl", "paradigms")  # subdirectories of a seed that are not datasets
 
@@ -63,6 +65,10 @@ class PipelineCfg:
                                                  metadata={"help": "branches of the primary dataset (None: as "
                                                                    "branches)"})
     include_base: bool = field(default=True, metadata={"help": "also run RL from the base model (pure RL)"})
+    prune: bool = field(default=False, metadata={"help": "stop an RL branch (of any dataset, or pure RL) once its "
+                                                         "live ceiling interval lies wholly below the lower bound "
+                                                         "of the best branch finished before it; rerun with false "
+                                                         "to finish the pruned branches"})
     seeds: tuple = field(default=(0,), metadata={"help": "seeds, each a full replication in <run_dir>/seed-<s>"})
     paradigms: tuple = field(default=(), metadata={"help": "synchronized SFT-RL methods run from the base model "
                                                            "on the RL config (e.g. [luffy, srft, upt])"})
@@ -184,6 +190,20 @@ def branch_points(wanted: str | tuple, sft_run: Path) -> list[tuple[str, str]]:
     return [(str(checkpoint_dir(sft_run, s)), f"{sft_run.name}-step{s}") for s in steps]
 
 
+def branch_order(pcfg: PipelineCfg, sft_cfgs: list[RunCfg], base: str) -> list[tuple[str, str]]:
+    """The RL branches as (model, name) in the order they run: pure RL from the base model, then each
+    dataset's branches by SFT step. With pruning, each dataset's latest checkpoint comes first and
+    pure RL last, so the likely best branches set the bar the others must reach."""
+    groups = []
+    for i, (ds, cfg) in enumerate(zip(pcfg.datasets, sft_cfgs, strict=True)):
+        wanted = pcfg.primary_branches if i == 0 and pcfg.primary_branches is not None else pcfg.branches
+        groups.append(branch_points(ds.get("branches", wanted), Path(cfg.log.run_dir)))
+    pure = [(base, BASE)] if pcfg.include_base else []
+    if pcfg.prune:
+        return [b for g in groups for b in g[::-1]] + pure
+    return pure + [b for g in groups for b in g]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The pipeline
 
@@ -208,16 +228,21 @@ def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo, *, prog
     from retu.engine.sft import run_sft
 
     run_sft, run_rl = partial(run_sft, progress=progress), partial(run_rl, progress=progress)
+    done = ("ok", "pruned") if pcfg.prune else ("ok",)
 
     for cfg in sft_cfgs:
         run_stage(cfg, run_sft, echo, f"[pipeline] seed {seed}: SFT {cfg.log.run_dir}")
     base = sft_cfgs[0].model.name_or_path
-    branches = [(base, BASE)] if pcfg.include_base else []
-    for i, (ds, cfg) in enumerate(zip(pcfg.datasets, sft_cfgs, strict=True)):
-        wanted = pcfg.primary_branches if i == 0 and pcfg.primary_branches is not None else pcfg.branches
-        branches += branch_points(ds.get("branches", wanted), Path(cfg.log.run_dir))
+    branches = branch_order(pcfg, sft_cfgs, base)
+    logs = {n: Path(rl_config(pcfg, m, n, seed).log.run_dir) / "metrics.jsonl" for m, n in branches}
     for model, name in branches:
-        run_stage(rl_config(pcfg, model, name, seed), run_rl, echo, f"[pipeline] seed {seed}: RL {name} from {model}")
+        # The branches that finished before this one lend it their curve shape (and, when pruning, the bar).
+        finished = {n: p for n, p in logs.items() if n != name and end_status(p.parent) in ("ok", "pruned")}
+        rivals = {n: final_interval(p) for n, p in finished.items()} if pcfg.prune else {}
+        train = partial(run_rl, rivals={n: iv for n, iv in rivals.items() if iv is not None},
+                        prior=sibling_prior(list(finished.values())))
+        run_stage(rl_config(pcfg, model, name, seed), train, echo, f"[pipeline] seed {seed}: RL {name} from {model}",
+                  done=done)
     for method in pcfg.paradigms:
         run_stage(paradigm_config(pcfg, method, base, seed), run_rl, echo, f"[pipeline] seed {seed}: {method} from {base}")
 

@@ -80,20 +80,20 @@ def check_shared(stages: dict[str, RunCfg]) -> None:
         check(RL_TRAIN_KEYS, rl)
 
 
-def is_done(run_dir: str | Path) -> bool:
-    """True when the run directory's last run_end says ok (the stage is not run again)."""
+def end_status(run_dir: str | Path) -> str | None:
+    """The status of the run directory's last run_end ("ok", "pruned", ...), None when it has none."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return False
-    ends = [r for r in read_records(path) if r.get("kind") == "run_end"]
-    return bool(ends) and ends[-1].get("status") == "ok"
+    ends = [r for r in read_records(path) if r.get("kind") == "run_end"] if path.exists() else []
+    return ends[-1].get("status") if ends else None
 
 
-def run_stage(cfg: RunCfg, train, echo, label: str) -> None:
-    """Print `label` (with " (done)" when finished) and run `train(cfg)` unless its run_end says ok."""
-    done = is_done(cfg.log.run_dir)
-    echo(label + (" (done)" if done else ""))
-    if not done:
+def run_stage(cfg: RunCfg, train, echo, label: str, *, done: tuple[str, ...] = ("ok",)) -> None:
+    """Print `label` (with " (done)" or " (pruned)") and run `train(cfg)` unless its last run_end
+    status is one of `done`."""
+    status = end_status(cfg.log.run_dir)
+    finished = status in done
+    echo(label + (f" ({'done' if status == 'ok' else status})" if finished else ""))
+    if not finished:
         train(cfg)
 
 

@@ -223,3 +223,34 @@ def test_rl_cli_exit_codes(tmp_path):
     assert not_model.returncode == 2 and not_model.stderr.strip().splitlines() == [
         f"retu: error: {tmp_path}: not a model directory (no config.json)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_hopeless_run_is_pruned_after_a_checkpoint_and_resumes_to_the_end_without_rivals(tmp_path, warm_model,
+                                                                                          monkeypatch):
+    from retu.engine import ceiling_watch
+    from retu.engine.rl import run_rl
+    from retu.scaling.live import LiveCeiling
+
+    # The live fit itself is tested in tests/unit; here a stand-in gives an interval from the 3rd evaluation on.
+    monkeypatch.setattr(ceiling_watch, "estimate_live_ceiling",
+                        lambda x, y, p_start: LiveCeiling(50.0, 40.0, 60.0, len(x)) if len(x) >= 3 else None)
+    cfg = load_config(make_config(tmp_path, warm_model, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 5},
+                                  eval={"every": 1, "max_new_tokens": 16}, log={"run_dir": str(tmp_path / "run"),
+                                                                                "log_every": 1, "save_every": 4}))
+    result = run_rl(cfg, rivals={"best": (61.0, 70.0), "other": (30.0, 45.0)})
+    run_dir = tmp_path / "run"
+    evals, end = by_kind(run_dir, "eval"), by_kind(run_dir, "run_end")[-1]
+    assert result.step == 2 and end["status"] == "pruned" and end["step"] == 2
+    assert [r["step"] for r in evals] == [0, 1, 2]
+    assert "ceiling/A" not in evals[1]["metrics"]
+    assert [evals[2]["metrics"][k] for k in ("ceiling/A", "ceiling/lo", "ceiling/hi")] == [50.0, 40.0, 60.0]
+    event = [r for r in by_kind(run_dir, "event") if r.get("event") == "pruned"][0]
+    assert event["best_branch"] == "best" and event["best_lo"] == 61.0 and event["steps_left"] == 3
+    assert event["saved_flops"] == pytest.approx(evals[2]["flops"] / 2 * 3)  # this run's FLOPs per step x 3
+    assert (run_dir / "checkpoints" / "step-2").is_dir()  # the stop saved its step, off the save_every grid
+
+    result = run_rl(cfg)  # no rivals (prune: false): resumes at step 2 and trains to the end
+    assert result.step == 5 and by_kind(run_dir, "run_end")[-1]["status"] == "ok"
+    steps = [r["step"] for r in by_kind(run_dir, "train")]
+    assert steps == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in by_kind(run_dir, "eval")] == [0, 1, 2, 3, 4, 5]

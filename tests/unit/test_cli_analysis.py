@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import CURVES, SHARED, needs_shared
 
+from retu.scaling import FitOptions, fit_ceiling, load_curves
+
 REFS = json.loads((CURVES / "references.json").read_text())["scenes"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -101,3 +103,30 @@ def test_phases_bad_input(tmp_path):
     (tmp_path / "l.csv").write_text("step,eval_loss\n1,nan\n")
     r = run("phases", tmp_path / "l.csv", "--plot", tmp_path / "p.png")
     assert r.returncode == 2 and "no finite values" in r.stderr and not (tmp_path / "p.png").exists()
+
+
+def test_fit_upto_keeps_the_schema_and_adds_upto_with_a_prior():
+    # README's `retu fit --upto` example, with --json.
+    general = CURVES / "curves" / "rl" / "general"
+    r = run("fit", general / "ckpt1080.json", "--upto", 0.3, "--prior", general, "--json")
+    assert r.returncode == 0, r.stderr
+    (f,) = json.loads(r.stdout)["fits"]
+    (curve,) = load_curves([general / "ckpt1080.json"])
+    finished = fit_ceiling(curve.x, curve.y, p_start=curve.p_start, options=FitOptions(n_boot=0)).to_dict()
+    assert set(f) == set(finished) | {"scene", "sft_step", "upto", "prior_curves"}
+    # The other 12 curves of the scene are the siblings: the fitted curve itself is left out.
+    assert (f["upto"], f["prior_curves"], f["n_points"]) == (0.3, 12, 6)
+    assert f["A_ci"][0] <= REFS["general"]["checkpoints"]["1080"]["camera_ready"]["A_post"] <= f["A_ci"][1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--upto", 1.5], "retu: error: --upto must be a fraction of the curve's compute in (0, 1], got 1.5\n"),
+    (["--upto", 0], "retu: error: --upto must be a fraction of the curve's compute in (0, 1], got 0.0\n"),
+    (["--upto", 0.02], "retu: error: {path}: 0 points after the branch point with compute <= 1.023 EFLOPs "
+                       "(upto 0.02); the fit needs at least 4\n"),
+    (["--prior", "{path}"], "retu: error: --prior needs --upto: finished curves are fitted alone\n"),
+])
+def test_fit_upto_bad_input_exit_2_one_line(args, message):
+    path = CURVES / "curves" / "rl" / "general" / "ckpt1080.json"
+    r = run("fit", path, *[str(a).format(path=path) for a in args])
+    assert r.returncode == 2 and r.stderr == message.format(path=path)

@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["retu.flops", "retu.phases", "retu.metrics", "retu.scaling.forms", "retu.scaling.robust",
-           "retu.scaling.fit", "retu.scaling.decompose"]
+           "retu.scaling.fit", "retu.scaling.decompose", "retu.scaling.lsq", "retu.scaling.prior",
+           "retu.scaling.early", "retu.scaling.live"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -168,3 +168,33 @@ def test_orchestrators_refuse_a_distributed_launch(tmp_path, monkeypatch):
                                                  "launch the stages themselves with `accelerate launch -m retu"):
             run(cfg)
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_pruning_runs_each_datasets_latest_branch_first_and_pure_rl_last(tmp_path, monkeypatch):
+    from retu import pipeline
+
+    picks = {"arith": [100, 200], "n500": [150, 300]}
+    monkeypatch.setattr(pipeline, "branch_points",
+                        lambda wanted, run: [(f"{run}/checkpoints/step-{s}", f"{run.name}-step{s}") for s in picks[run.name]])
+    overrides = [f"run_dir={tmp_path}", "datasets=[{name: arith}, {name: n500}]"]
+    names = {}
+    for prune in (False, True):
+        p = load_pipeline_config(None, [*overrides, f"prune={str(prune).lower()}"])
+        sfts = [sft_config(p, ds) for ds in p.datasets]
+        names[prune] = [n for _, n in pipeline.branch_order(p, sfts, "base:1m")]
+    assert names[False] == ["base", "arith-step100", "arith-step200", "n500-step150", "n500-step300"]
+    assert names[True] == ["arith-step200", "arith-step100", "n500-step300", "n500-step150", "base"]
+
+
+def test_a_pruned_stage_counts_as_done_only_when_pruning(tmp_path):
+    from retu.metrics import JsonlLogger
+    from retu.stages import end_status, run_stage
+
+    cfg = rl_config(load_pipeline_config(None, [f"run_dir={tmp_path}"]), "base:1m", "base")
+    ran, said = [], []
+    assert end_status(cfg.log.run_dir) is None
+    JsonlLogger(f"{cfg.log.run_dir}/metrics.jsonl", run_id="base").log("run_end", step=2, status="pruned")
+    run_stage(cfg, ran.append, said.append, "rl base", done=("ok", "pruned"))
+    assert ran == [] and said == ["rl base (pruned)"]
+    run_stage(cfg, ran.append, said.append, "rl base")
+    assert ran == [cfg] and said[-1] == "rl base"

@@ -131,8 +131,9 @@ def difficulty(
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling and of the subset draws."),
     device: str = typer.Option("cpu", "--device", help="Generation device: cpu (float32) or cuda (bfloat16)."),
-    engine: str = typer.Option("hf", "--engine", help="Generation engine: hf (transformers, on --device), vllm "
-                               "(a CUDA GPU with vllm installed; for large pools) or auto."),
+    engine: str = typer.Option("hf", "--engine", help="Generation engine: hf (transformers, on --device), paged "
+                               "(transformers continuous batching, on --device), vllm (a CUDA GPU with vllm "
+                               "installed; for large pools) or auto."),
 ) -> None:
     """Win rate of every prompt, and Easy (WR = 1), Hard (WR <= 0.25) and Uniform subsets of equal size."""
     import torch

@@ -60,7 +60,8 @@ def evaluate_cmd(
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (and the arith task's split seed)."),
     engine: str = typer.Option("auto", "--engine", help="Generation engine: auto (vLLM on a CUDA machine with vllm "
-                                "installed, else transformers), hf or vllm."),
+                                "installed, paged on one without, hf on CPU), hf (transformers generate), paged "
+                                "(transformers continuous batching) or vllm."),
     gpu_memory: float = typer.Option(0.9, "--gpu-memory", help="vLLM: share of the GPU's memory it may take."),
     out: Path = typer.Option(None, "--out", help="Write metrics.jsonl and completions.jsonl here."),
     rescore: Path = typer.Option(None, "--rescore", help="Score a saved completions.jsonl again instead of generating."),

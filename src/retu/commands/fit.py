@@ -24,18 +24,42 @@ def _parse_val_loss(specs: list[str]) -> dict:
     return out
 
 
+def _fit_curves(rl: list, upto: float | None, prior_paths: list[Path], quiet: bool) -> list:
+    """(curve, fit) per RL curve: finished fits, or with --upto fits of their first part with each
+    curve's prior from the finished fits of the --prior curves (the curve itself left out)."""
+    from rich.progress import track
+
+    from retu.errors import RetuInputError
+    from retu.scaling import FitOptions, fit_ceiling, load_curves, predict_ceiling, sibling_prior_for
+    from retu.scaling.early import check_upto
+
+    if upto is None:
+        if prior_paths:
+            raise RetuInputError("--prior needs --upto: finished curves are fitted alone")
+        return [(c, fit_ceiling(c.x, c.y, p_start=c.p_start, source=c.source))
+                for c in track(rl, description="fitting", disable=quiet, transient=True)]
+    upto = check_upto(upto, "--upto")
+    siblings = [(c, fit_ceiling(c.x, c.y, p_start=c.p_start, source=c.source, options=FitOptions(n_boot=0)))
+                for c in load_curves(prior_paths) if c.kind == "rl"]
+    if prior_paths and not siblings:
+        raise RetuInputError(f"--prior {prior_paths[0]}: no RL curves among the prior curves")
+    return [(c, predict_ceiling(c.x, c.y, upto=upto, p_start=c.p_start, source=c.source,
+                                prior=sibling_prior_for(c, siblings)))
+            for c in track(rl, description=f"fitting up to {upto:g}", disable=quiet, transient=True)]
+
+
 def fit(
     paths: list[Path] = typer.Argument(None, help="Curve files, directories of them (recursive) or metrics.jsonl."),
     authors: bool = typer.Option(False, "--authors", help="Also fit the paper authors' Qwen2.5-7B curves shipped with retu."),
+    upto: float = typer.Option(None, "--upto", metavar="FRACTION", help="Fit each RL curve as a run still going, on its points with compute <= FRACTION x its last compute: A with an interval, or A null with a lower bound."),
+    prior: list[Path] = typer.Option([], "--prior", help="With --upto: finished sibling curves (repeatable; files, directories, metrics.jsonl) whose fits give each curve a prior; the curve itself is left out, so the fitted paths may be given."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: fits and tables."),
     plot: Path = typer.Option(None, "--plot", help="Write the fits figure here (PNG); tables add <stem>_decomposition.png."),
     val_loss: list[str] = typer.Option([], "--val-loss", help="SCENE=LOG: SFT validation-loss log, shades the decomposition figure by sub-phase."),
 ) -> None:
     """Fit P(x) = P_start + (A - P_start) / (1 + (x / C_mid)^-B) to every RL curve."""
-    from rich.progress import track
-
     from retu.errors import RetuInputError
-    from retu.scaling import AUTHORS_CURVES, decompose, fit_ceiling, load_curves
+    from retu.scaling import AUTHORS_CURVES, decompose, load_curves
 
     paths = [*(paths or []), *([AUTHORS_CURVES] if authors else [])]
     if not paths:
@@ -45,8 +69,7 @@ def fit(
     rl = [c for c in curves if c.kind == "rl"]
     if not rl:
         raise RetuInputError(f"{paths[0]}: no RL curves to fit (found {len(curves)} SFT curves)")
-    pairs = [(c, fit_ceiling(c.x, c.y, p_start=c.p_start, source=c.source))
-             for c in track(rl, description="fitting", disable=as_json, transient=True)]
+    pairs = _fit_curves(rl, upto, prior, as_json)
     tables = decompose(pairs) if any(c.kind == "sft" for c in curves) else []
     if plot is not None:
         from retu.report.plots import plot_decomposition, plot_fits

@@ -61,7 +61,12 @@ class ComputeCounter:
             return
         mask = kwargs.get("attention_mask")
         ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-        lens = mask.sum(dim=-1).tolist() if mask is not None else [ids.shape[-1]] * ids.shape[0]
+        if mask is not None:
+            lens = mask.sum(dim=-1).tolist()
+        elif "cu_seq_lens_q" in kwargs:  # padding-free: one row of joined sequences, with their boundaries
+            lens = kwargs["cu_seq_lens_q"].diff().tolist()
+        else:
+            lens = [ids.shape[-1]] * ids.shape[0]
         self.tokens += int(sum(lens))
         self.flops += training_flops(self.shape, lens, passes=self.passes)
 
@@ -92,14 +97,15 @@ def compute_val_loss(model: torch.nn.Module, batches: list[dict]) -> float:
         model: a model patched by TRL's SFTTrainer (`fused_lm_head=True` returns per-token
             `log_probs` and `label_mask` without building the logits), the same forward the
             training loss uses.
-        batches: collated batches with `input_ids`, `attention_mask` and `labels` (-100 = no loss).
+        batches: batches of the SFT collator: `input_ids` and `labels` (-100 = no loss), with `attention_mask`,
+            or padding-free (sft.padding_free) with `position_ids` and the sequence boundaries.
     """
     was_training = model.training
     model.eval()
     nll, count = 0.0, 0
     try:
         for batch in batches:
-            batch = {k: v.to(model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}
+            batch = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = model(**batch, fused_lm_head=True, use_cache=False)
             nll -= float(out.log_probs.double().sum())  # zero on positions without a label
             count += int(out.label_mask.sum())

@@ -1,19 +1,22 @@
-"""Generation engines for evaluations and difficulty labels: transformers' generate or vLLM (the
-optional `vllm` extra, imported only when a run asks for it).
+"""Generation engines for evaluations and difficulty labels: transformers' generate, transformers'
+continuous batching ("paged") or vLLM (the optional `vllm` extra, imported only when a run asks for it).
 
-    choose_engine(engine)           "hf" or "vllm" for a command's --engine auto|hf|vllm
+    choose_engine(engine)           "hf", "paged" or "vllm" for a command's --engine auto|hf|paged|vllm
     open_engine(name, engine, ...)  (model, tokenizer, generate_fn) for `retu.eval.evaluate` and
-                                    `compute_win_rates`; generate_fn None means transformers
+                                    `compute_win_rates`; generate_fn None means transformers' generate
+    paged_generate_fn(model, ...)   `retu.eval.evaluate`'s generate_fn over `model.generate_batch`
+    paged_config(options)           transformers' ContinuousBatchingConfig of rollout.paged_config
     open_llm(name, ...)             a vllm.LLM of any retu model name: a model directory or hub id
                                     is loaded as is; tiny:, base:, the GGUF model and LoRA checkpoints
                                     are first written out as a plain HF directory (removed afterwards)
     llm_generate_fn(llm, seed)      `retu.eval.evaluate`'s generate_fn over a vllm.LLM
-    trainer_generate_fn(trainer)    the same over a GRPOTrainer's vLLM engine (TRL's colocate or server
-                                    mode), with the trainer's current weights loaded into it first (TRL
-                                    loads them only when it next generates rollouts)
+    trainer_generate_fn(trainer)    the same over a GRPOTrainer's rollout engine: its paged one, or its
+                                    vLLM one (TRL's colocate or server mode) with the trainer's current
+                                    weights loaded into it first (TRL loads them only when it next
+                                    generates rollouts)
 
-Sampling is vLLM's: `temperature` 0 is greedy, `samples` completions per prompt come from one request
-(`n`), and the seed makes a run repeatable on the same engine.
+Sampling is the engine's: `temperature` 0 is greedy, `samples` completions per prompt come from one
+request (`n`, `num_return_sequences`), and vLLM's seed makes a run repeatable on the same engine.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ GenerateFn = Callable[..., list[list[str]]]
 
 
 def choose_engine(engine: str) -> str:
-    """"hf" or "vllm" for --engine (auto: vLLM on a CUDA machine with vllm installed).
+    """"hf", "paged" or "vllm" for --engine (auto: as `rollout.resolve_engine`).
 
     Raises:
         RetuInputError: An unknown engine, or vLLM asked for where it cannot run.
@@ -40,8 +43,8 @@ def choose_engine(engine: str) -> str:
     from retu.engine.rollout import resolve_engine
     from retu.errors import RetuInputError
 
-    if engine not in ("auto", "hf", "vllm"):
-        raise RetuInputError(f"--engine must be auto, hf or vllm, got '{engine}'")
+    if engine not in ("auto", "hf", "paged", "vllm"):
+        raise RetuInputError(f"--engine must be auto, hf, paged or vllm, got '{engine}'")
     return resolve_engine(engine, cuda=torch.cuda.is_available(), vllm=importlib.util.find_spec("vllm") is not None,
                           n_expert=0, field="--engine")
 
@@ -50,8 +53,9 @@ def choose_engine(engine: str) -> str:
 def open_engine(name_or_path: str, engine: str, *, seed: int = 0, gpu_memory: float = 0.9,
                 device: str | None = None) -> Iterator[tuple]:
     """(model, tokenizer, generate_fn) for the block: vLLM's model lives in its engine (model None);
-    transformers' is loaded by `load_model` (bfloat16 on `device` "cuda", float32 otherwise) and
-    generate_fn is None (`retu.eval.generate`)."""
+    transformers' is loaded by `load_model` (bfloat16 on `device` "cuda", float32 otherwise), and
+    generate_fn is None (`retu.eval.generate`) or, for "paged", `paged_generate_fn` with transformers'
+    default memory share."""
     if engine == "vllm":
         with open_llm(name_or_path, seed=seed, gpu_memory=gpu_memory) as llm:
             yield None, llm.get_tokenizer(), llm_generate_fn(llm, seed)
@@ -61,7 +65,62 @@ def open_engine(name_or_path: str, engine: str, *, seed: int = 0, gpu_memory: fl
     from retu.engine.models import load_model
 
     model, tokenizer = load_model(name_or_path, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
-    yield model.to(device) if device else model, tokenizer, None
+    model = model.to(device) if device else model
+    yield model, tokenizer, paged_generate_fn(model, tokenizer) if engine == "paged" else None
+
+
+def paged_config(options: dict):
+    """transformers' ContinuousBatchingConfig of `rollout.paged_config` (keyword arguments).
+
+    Raises:
+        RetuInputError: a key or value ContinuousBatchingConfig does not take.
+    """
+    from transformers.generation import ContinuousBatchingConfig
+
+    from retu.errors import RetuInputError
+
+    try:
+        return ContinuousBatchingConfig(**options)
+    except (TypeError, ValueError) as exc:
+        raise RetuInputError(f"rollout.paged_config: {exc}") from None
+
+
+def paged_generate_fn(model, tokenizer, config=None) -> GenerateFn:
+    """Answer prompts (chat-template text) with transformers' continuous batching on `model`.
+
+    Args:
+        config: a ContinuousBatchingConfig (memory share, blocks); None is transformers' default.
+    """
+
+    def generate(prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 samples: int = 1, batch_size: int = 0, progress=None) -> list[list[str]]:
+        import torch
+        from transformers import GenerationConfig
+
+        from retu.eval import check_sampling
+
+        check_sampling(temperature, samples)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
+            {"do_sample": False}
+        settings = GenerationConfig(max_new_tokens=max_new_tokens, num_return_sequences=samples, **sampling,
+                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():  # batches by itself (continuous batching): batch_size does not apply
+                out = model.generate_batch(ids, generation_config=settings, continuous_batching_config=config,
+                                           progress_bar=False)
+        finally:
+            model.train(was_training)
+        if len(out) != len(ids) * samples:  # transformers logs a failed request and leaves it out
+            raise RuntimeError(f"continuous batching answered {len(out)} of {len(ids) * samples} requests")
+        texts = tokenizer.batch_decode([o.generated_tokens for o in out.values()], skip_special_tokens=True)
+        if progress is not None:
+            progress(len(prompts))
+        return [texts[i * samples:(i + 1) * samples] for i in range(len(prompts))]  # a prompt's samples in a row
+
+    return generate
 
 
 def llm_generate_fn(llm, seed: int = 0) -> GenerateFn:
@@ -82,9 +141,13 @@ def llm_generate_fn(llm, seed: int = 0) -> GenerateFn:
 
 
 def trainer_generate_fn(trainer, seed: int = 0) -> GenerateFn:
-    """Answer prompts with the trainer's vLLM engine: its colocated `llm`, or in server mode the client
-    that only the main process holds (every process's prompts go through it). Every process must call
+    """Answer prompts with the trainer's rollout engine: continuous batching on its model (with its
+    memory settings), or its vLLM engine: the colocated `llm`, or in server mode the client that only
+    the main process holds (every process's prompts go through it). With vLLM every process must call
     it together: loading the weights, and the server's gather, are collective."""
+    if trainer.use_transformers_continuous_batching:
+        return paged_generate_fn(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class,
+                                 trainer.continuous_batching_config)
     engine = trainer.vllm_generation
 
     def generate(prompts: Sequence[str], **kwargs) -> list[list[str]]:

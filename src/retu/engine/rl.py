@@ -59,6 +59,7 @@ from retu.config import RunCfg, to_dict
 from retu.data.chat import build_messages
 from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
+from retu.engine.ceiling_watch import CeilingWatch, past_points
 from retu.engine.checkpoints import (
     CheckpointCallback,
     read_state,
@@ -70,11 +71,22 @@ from retu.engine.datasets import load_problem_sets
 from retu.engine.models import load_model, lora_config
 from retu.engine.rl_trainer import RetuGRPOTrainer
 from retu.engine.rollout import ComputeLedger, resolve_engine, resolve_settings
-from retu.engine.run import RunContext, end_run, is_main_process, optim_args, seed_everything, start_run, world_size
+from retu.engine.generators import paged_config
+from retu.engine.run import (
+    RunContext,
+    end_run,
+    is_main_process,
+    optim_args,
+    seed_everything,
+    speed_args,
+    start_run,
+    world_size,
+)
 from retu.errors import RetuInputError, warn
 from retu.eval import evaluate_distributed
 from retu.flops import EFLOP, load_shape
 from retu.metrics import JsonlLogger
+from retu.scaling.prior import SiblingPrior
 from retu.rewards import check_gold
 
 RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf", "optim")  # train-record groups the trainer fills
@@ -90,12 +102,19 @@ class RLResult:
     eval_metrics: dict[str, float]
 
 
-def run_rl(cfg: RunCfg, *, progress: bool = True) -> RLResult:
+def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float, float]] | None = None,
+           prior: SiblingPrior | None = None) -> RLResult:
     """Train with RL as `cfg` says, resuming from the run directory's latest complete checkpoint.
+
+    Every evaluation after the first few carries the live ceiling (`retu.engine.ceiling_watch`).
 
     Args:
         cfg: The resolved config (`kind` "rl"; `loss.algo` names a preset of `retu.algos.registry`).
         progress: Show a progress bar (on the main process).
+        rivals: Sibling branch name -> final (lo, hi) ceiling interval. When given, the run stops
+            (run_end status "pruned", after a checkpoint) once its own interval lies wholly below
+            the best rival's lower bound; rerun without rivals, it resumes to the end.
+        prior: Finished sibling runs' curve shape for the live ceiling (`ceiling_watch.sibling_prior`).
 
     Returns:
         RLResult.
@@ -118,6 +137,7 @@ def run_rl(cfg: RunCfg, *, progress: bool = True) -> RLResult:
     check_answers(sets.train, cfg.data.train)
     check_answers(sets.eval, cfg.data.eval or cfg.data.train)
     model, tokenizer = load_model(cfg.model.name_or_path, dtype=DTYPES[cfg.model.dtype], seed=cfg.model.seed)
+    model.set_attn_implementation(cfg.model.attn_implementation)
     train_rows, n_overlong = drop_overlong(sets.train, tokenizer, cfg.data.max_prompt_len)
     expert = None
     if needs_expert:
@@ -140,23 +160,25 @@ def run_rl(cfg: RunCfg, *, progress: bool = True) -> RLResult:
         return _finish(ctx, None, ctx.resume_step, {})
     seed_everything(cfg.seed)
     ledger = ComputeLedger(tokens=ctx.resume_state.get("tokens", 0.0), flops=ctx.resume_state.get("flops", 0.0))
-    recorder = RLRecorder(cfg, ctx, ledger, sets.eval, tokenizer)
+    bar = RichProgress(f"rl {ctx.run_dir.name}") if progress and is_main_process() else None
+    recorder = RLRecorder(cfg, ctx, ledger, sets.eval, tokenizer, CeilingWatch(dict(rivals or {}), prior),
+                          notify=bar.note if bar else None)
     state_fn = checkpoint_state_fn(ledger, cfg.optim.max_steps)
     trainer = RetuGRPOTrainer(
         algorithm=algorithm, settings=settings, shape=load_shape(model.config), ledger=ledger,
         skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
         train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
-                   *([RichProgress("rl")] if progress and is_main_process() else [])])
+                   *([bar] if bar else [])])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
-    if args.use_vllm:  # evaluate with the rollouts' engine
+    if args.use_vllm or args.use_transformers_continuous_batching:  # evaluate with the rollouts' engine
         from retu.engine.generators import trainer_generate_fn
 
         recorder.generate_fn = trainer_generate_fn(trainer, cfg.seed)
 
     # 3. Train; a final checkpoint marks the run done.
     step = train_to_end(trainer, ctx, ledger)
-    return _finish(ctx, ledger, step, recorder.last_eval)
+    return _finish(ctx, ledger, step, recorder.last_eval, status="pruned" if recorder.pruned else "ok")
 
 
 def train_to_end(trainer: RetuGRPOTrainer, ctx: RunContext, ledger: ComputeLedger) -> int:
@@ -182,9 +204,10 @@ def checkpoint_state_fn(ledger: ComputeLedger, max_steps: int):
     return state_fn
 
 
-def _finish(ctx: RunContext, ledger: ComputeLedger | None, step: int, eval_metrics: dict) -> RLResult:
+def _finish(ctx: RunContext, ledger: ComputeLedger | None, step: int, eval_metrics: dict, *,
+            status: str = "ok") -> RLResult:
     totals = ledger.to_dict() if ledger is not None else {k: ctx.resume_state.get(k) for k in ("tokens", "flops")}
-    end_run(ctx, "ok", step=step, **totals)
+    end_run(ctx, status, step=step, **totals)
     return RLResult(ctx.run_dir, step, eval_metrics)
 
 
@@ -235,10 +258,15 @@ def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
     """TRL's config for `cfg` generating with `engine` (`rollout.resolve_engine`); TRL's own validation
     errors come back as one-line RetuInputErrors."""
     r = cfg.rollout
-    vllm = {} if engine == "hf" else {
-        "use_vllm": True, "vllm_mode": "server" if engine == "vllm_server" else "colocate",
-        "vllm_gpu_memory_utilization": r.vllm_gpu_memory,
-        **({"vllm_server_base_url": r.vllm_server_url} if r.vllm_server_url else {})}
+    if engine == "paged":
+        paged_config(r.paged_config)  # TRL builds it only in the trainer; a bad key is found here
+        generation = {"use_transformers_continuous_batching": True,
+                      "transformers_continuous_batching_config": dict(r.paged_config)}
+    else:
+        generation = {} if engine == "hf" else {
+            "use_vllm": True, "vllm_mode": "server" if engine == "vllm_server" else "colocate",
+            "vllm_gpu_memory_utilization": r.vllm_gpu_memory,
+            **({"vllm_server_base_url": r.vllm_server_url} if r.vllm_server_url else {})}
     rows = cfg.optim.batch_size * cfg.rollout.group_size
     world = check_split(cfg)
     gpu = torch.cuda.is_available()  # mixed precision on GPU only (as retu sft); the CPU runs float32
@@ -252,8 +280,8 @@ def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
             seed=cfg.seed, logging_steps=cfg.log.log_every,
             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, report_to="none",
             bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
-            use_cpu=not gpu, ddp_find_unused_parameters=False, activation_checkpointing=False,
-            disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True, **vllm)
+            use_cpu=not gpu, ddp_find_unused_parameters=False, **speed_args(cfg, cuda=gpu),
+            disable_dropout=True, dataloader_num_workers=0, log_completions=False, disable_tqdm=True, **generation)
     except ValueError as exc:
         raise RetuInputError(f"TRL rejected the RL settings: {exc}") from None
     return args
@@ -302,7 +330,7 @@ class RLRecorder(TrainerCallback):
     """
 
     def __init__(self, cfg: RunCfg, ctx: RunContext, ledger: ComputeLedger, eval_rows: list[dict],
-                 tokenizer: PreTrainedTokenizerBase):
+                 tokenizer: PreTrainedTokenizerBase, watch: CeilingWatch, *, notify=None):
         self.write = is_main_process()  # every process evaluates its share; the main one writes
         self.generate_fn = None  # transformers' generate, or the trainer's vLLM engine (run_rl)
         self.cfg, self.logger, self.ledger = cfg, ctx.logger, ledger
@@ -310,6 +338,9 @@ class RLRecorder(TrainerCallback):
         self.resume_step = ctx.resume_step
         self.last_train_step = ctx.resume_step  # records up to here survived the rewind
         self.last_eval: dict[str, float] = {}
+        self.watch, self.notify, self.pruned = watch, notify, False
+        if ctx.resume_step:  # the evaluations before the resume point belong to the live fit
+            watch.points = past_points(ctx.run_dir / "metrics.jsonl", ctx.resume_step)
         self._t0 = time.perf_counter()
         self._step_times: list[float] = []
 
@@ -326,6 +357,9 @@ class RLRecorder(TrainerCallback):
         last = step >= state.max_steps
         if last or (every and step % every == 0):
             self._evaluate(model, step)
+            if not last and self.watch.hopeless():
+                self._prune(step, state.max_steps)
+                control.should_training_stop = last = True
         if last:
             control.should_save = True  # the final checkpoint marks the run done
         if last or (args.save_strategy == "steps" and step % args.save_steps == 0):
@@ -360,9 +394,23 @@ class RLRecorder(TrainerCallback):
         elif self.write:
             self.logger.log("event", step=0, event="eval_reused", source=self.cfg.model.name_or_path)
         self.last_eval = reused
+        ceiling = self.watch.add(self.ledger.flops, reused.get("eval/overall"))
         if self.write:
-            write_record(self.logger, "eval", step, self.ledger, {**self.last_eval,
+            write_record(self.logger, "eval", step, self.ledger, {**self.last_eval, **ceiling,
                                                                    "perf/eval_s": time.perf_counter() - start})
+        if self.notify is not None:
+            self.notify(f"eval {reused.get('eval/overall', float('nan')):.1f}%  {self.watch.status()}".rstrip())
+
+    def _prune(self, step: int, max_steps: int) -> None:
+        """Stop here: record why, and the compute the remaining steps would have spent (at this
+        run's mean FLOPs per step so far)."""
+        self.pruned = True
+        per_step = (self.watch.points[-1][0] - self.watch.points[0][0]) / step  # points[0] is step 0
+        best = max(self.watch.rivals.items(), key=lambda kv: kv[1][0])
+        if self.write:
+            self.logger.log("event", step=step, event="pruned", interval=list(self.watch.live.interval),
+                            best_branch=best[0], best_lo=best[1][0], steps_left=max_steps - step,
+                            saved_flops=per_step * (max_steps - step))
 
 
 def write_record(logger: JsonlLogger, kind: str, step: int, ledger: ComputeLedger, metrics: dict) -> None:

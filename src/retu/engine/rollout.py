@@ -109,10 +109,11 @@ def resolve_settings(sampling: Sampling, rollout: RolloutCfg, batch_prompts: int
 
 
 def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int, field: str = "rollout.engine") -> str:
-    """The generation engine a run uses: "hf", "vllm" (TRL colocate) or "vllm_server" (TRL server mode).
+    """The generation engine a run uses: "hf" (transformers generate), "paged" (transformers continuous
+    batching), "vllm" (TRL colocate) or "vllm_server" (TRL server mode).
 
     Args:
-        engine: rollout.engine ("auto", "hf", "vllm", "vllm_server").
+        engine: rollout.engine ("auto", "hf", "paged", "vllm", "vllm_server").
         cuda: A CUDA device is present.
         vllm: The vllm package is importable.
         n_expert: Expert rows per group (LUFFY/SRFT generate G - n_expert rollouts per prompt).
@@ -122,12 +123,14 @@ def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int, field:
         RetuInputError: vLLM asked for where it cannot run, or server mode with expert rows (TRL's
             server client takes the prompts in blocks of G).
 
-    >>> resolve_engine("auto", cuda=False, vllm=True, n_expert=0), resolve_engine("auto", cuda=True, vllm=True, n_expert=0)
-    ('hf', 'vllm')
+    >>> [resolve_engine("auto", cuda=c, vllm=v, n_expert=0) for c, v in ((False, True), (True, False), (True, True))]
+    ['hf', 'paged', 'vllm']
     """
     if engine == "auto":
-        return "vllm" if cuda and vllm else "hf"
-    if engine != "hf" and not vllm:
+        return ("vllm" if vllm else "paged") if cuda else "hf"
+    if engine in ("hf", "paged"):
+        return engine
+    if not vllm:
         raise RetuInputError(f"{field}={engine} needs the vllm package, which is not installed: "
                              f"pip install -e '.[vllm]' on a CUDA machine, or set {field}=hf")
     if engine == "vllm" and not cuda:

@@ -17,6 +17,7 @@ the logger (so HF's own `report_to` stays "none" and no number is reported twice
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import random
 import subprocess
@@ -104,6 +105,30 @@ def optim_args(o: OptimCfg) -> dict:
     return {"learning_rate": o.lr, "lr_scheduler_type": kind, "lr_scheduler_kwargs": kwargs,
             "warmup_steps": o.warmup_ratio, "max_steps": o.max_steps, "gradient_accumulation_steps": o.grad_accum,
             "adam_beta1": o.beta1, "adam_beta2": o.beta2, "weight_decay": o.weight_decay, "max_grad_norm": o.grad_clip}
+
+
+def speed_args(cfg: RunCfg, *, cuda: bool) -> dict:
+    """The HF TrainingArguments of the throughput switches, shared by the SFT and RL recipes, once each
+    is known to apply on this machine (`model.attn_implementation` is set on the model by the recipe).
+
+    Raises:
+        RetuInputError: flash_attention_2 or Liger kernels without CUDA or without their package.
+
+    >>> speed_args(RunCfg(), cuda=False)
+    {'activation_checkpointing': False, 'torch_compile': False, 'use_liger_kernel': False}
+    """
+    # setting -> (asked for, package it imports, how to install it, the value that works anywhere)
+    kernels = {"model.attn_implementation": (cfg.model.attn_implementation == "flash_attention_2", "flash_attn",
+                                             "pip install flash-attn", "sdpa"),
+               "optim.liger_kernel": (cfg.optim.liger_kernel, "liger_kernel", "pip install -e '.[gpu]'", "false")}
+    for key, (wanted, package, install, anywhere) in kernels.items():
+        if wanted and not cuda:
+            raise RetuInputError(f"{key}: {package} kernels need a CUDA GPU; set {key}={anywhere}")
+        if wanted and importlib.util.find_spec(package) is None:
+            raise RetuInputError(f"{key}: the {package} package is not installed; {install}, or set {key}={anywhere}")
+    checkpointing = cfg.optim.gradient_checkpointing
+    return {"activation_checkpointing": cuda and cfg.kind == "sft" if checkpointing is None else checkpointing,
+            "torch_compile": cfg.optim.torch_compile, "use_liger_kernel": cfg.optim.liger_kernel}
 
 
 def seed_everything(seed: int) -> None:
@@ -257,10 +282,14 @@ def start_run(cfg: RunCfg, *, curve: dict | None = None) -> RunContext:
     return RunContext(cfg, run_dir, logger, resume_from, resume_step, state)
 
 
+RUN_END_STATUSES = ("ok", "pruned", "failed", "interrupted")
+
+
 def end_run(ctx: RunContext, status: str, *, step: int | None = None, tokens: float | None = None,
             flops: float | None = None, **extra) -> None:
-    """Write the run_end record: status "ok", "failed" or "interrupted", plus any summary fields."""
-    if status not in ("ok", "failed", "interrupted"):
-        raise ValueError(f"run_end status must be ok, failed or interrupted, got {status!r}")
+    """Write the run_end record: status "ok", "pruned" (stopped as hopeless, resumable), "failed" or
+    "interrupted", plus any summary fields."""
+    if status not in RUN_END_STATUSES:
+        raise ValueError(f"run_end status must be one of {', '.join(RUN_END_STATUSES)}, got {status!r}")
     if is_main_process():
         ctx.logger.log("run_end", step=step, tokens=tokens, flops=flops, status=status, **extra)

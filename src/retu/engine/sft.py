@@ -20,7 +20,8 @@ Differs from the paper (RETU's verl SFT, ALGORITHMS.md section 2):
      example with no response token left (verl would keep it with zero loss).
   3. The prompt is retu's chat format (problem plus the boxed-answer instruction, no system turn).
   4. model.dtype bfloat16 / float16 means mixed precision on GPU with float32 master weights (as
-     verl's FSDP); on CPU training is float32. Activation checkpointing is on only on GPU.
+     verl's FSDP); on CPU training is float32. Activation checkpointing is on only on GPU, unless
+     optim.gradient_checkpointing says otherwise.
 
 Launch:
     retu sft configs/tiny/sft.yaml
@@ -29,6 +30,7 @@ Launch:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -47,6 +49,7 @@ from retu.engine.run import (
     is_main_process,
     optim_args,
     seed_everything,
+    speed_args,
     start_run,
     world_size,
 )
@@ -67,6 +70,7 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
         raise RetuInputError(f"optim.batch_size ({cfg.optim.batch_size}) must be divisible by optim.grad_accum x "
                              f"processes ({cfg.optim.grad_accum} x {world})")
     check_run_dir(Path(cfg.log.run_dir), cfg)  # a run of another config there: refused before the model loads
+    speed_args(cfg, cuda=torch.cuda.is_available())  # the throughput switches can apply on this machine
     sets = load_problem_sets(cfg.data, require_solution=True)
     if not sets.val:
         raise RetuInputError("data.val is empty: SFT needs held-out expert trajectories for its validation loss "
@@ -82,7 +86,7 @@ def sft_args(cfg: RunCfg, run_dir, *, assistant_only: bool = True) -> SFTConfig:
         output_dir=str(staging_dir(run_dir)), seed=cfg.seed, data_seed=cfg.seed,
         per_device_train_batch_size=micro_batch, **optim_args(o),
         bf16=gpu and cfg.model.dtype == "bfloat16", fp16=gpu and cfg.model.dtype == "float16",
-        activation_checkpointing=gpu, dataloader_pin_memory=gpu, use_cpu=not gpu,  # CPU processes: gloo
+        **speed_args(cfg, cuda=gpu), dataloader_pin_memory=gpu, use_cpu=not gpu,  # CPU processes: gloo
         ddp_find_unused_parameters=False,
         # Loss on the assistant turn only (the response and its end-of-turn token).
         assistant_only_loss=assistant_only, max_length=cfg.data.max_prompt_len + cfg.data.max_response_len,
@@ -111,6 +115,10 @@ def build_trainer(cfg: RunCfg, ctx: RunContext, model, tokenizer, sets: ProblemS
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=sft_dataset(sets.train, tokenizer),
                          eval_dataset=sft_dataset(sets.val, tokenizer), peft_config=lora_config(cfg.model))
+    if cfg.sft.padding_free:
+        # Only the collator changes: TRL's padding_free=True refuses max_length without packing (its check
+        # predates truncating at preparation, SFTTrainer.__init__), and the prepared rows are truncated already.
+        trainer.data_collator = dataclasses.replace(trainer.data_collator, padding_free=True)
     for default in (PrinterCallback, ProgressCallback):  # retu prints its own records and bar
         trainer.remove_callback(default)
     # The hook goes on what the Trainer calls (a PEFT wrapper, with LoRA, calls the inner forward directly).
@@ -149,6 +157,7 @@ def run_sft(cfg: RunCfg, *, progress: bool = True) -> RunContext:
     sets = check_sft_inputs(cfg)
     seed_everything(cfg.seed)
     model, tokenizer = load_model(cfg.model.name_or_path, dtype=torch.float32, seed=cfg.model.seed)
+    model.set_attn_implementation(cfg.model.attn_implementation)
     ctx = start_run(cfg)
     if ctx.resume_state.get("done"):  # finished earlier (max_steps or saturation): nothing to train
         end_run(ctx, "ok", step=ctx.resume_step, tokens=ctx.resume_state["tokens"], flops=ctx.resume_state["flops"],

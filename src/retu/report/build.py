@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retu.errors import RetuInputError
-from retu.metrics import read_series, run_start
+from retu.flops import EFLOP
+from retu.metrics import read_records, read_series, run_start
 from retu.phases import PhaseResult, detect_phases
 from retu.scaling import correlate, decompose, fit_ceiling
 from retu.scaling.curves import read_curve_run
@@ -72,6 +73,8 @@ def build_report(paths: list[str | Path]) -> Report:
         phases[_scene_of(log)] = detect_phases(s.step, s.value, source=str(log.parent))
     notes, fits = [], []
     for log in rl_logs:
+        if note := pruned_note(log):
+            notes.append(note)
         curve = read_curve_run(log)
         if len(curve.x) < 4:
             notes.append(f"{log}: {len(curve.x)} evaluations after the branch point; too few to fit")
@@ -91,6 +94,20 @@ def build_report(paths: list[str | Path]) -> Report:
     both = [s for s in best if s in phases]
     corr = correlate([phases[s].L_min for s in both], [best[s].A_post for s in both]) if len(both) >= 3 else None
     return Report(phases, tables, fits, corr, tuple(notes))
+
+
+def pruned_note(log: Path) -> str | None:
+    """"<run>: pruned at step N ..." for an RL run whose last run_end says pruned, else None."""
+    records = read_records(log)
+    ends = [r for r in records if r.get("kind") == "run_end"]
+    if not ends or ends[-1].get("status") != "pruned":
+        return None
+    event = next(r for r in reversed(records) if r.get("kind") == "event" and r.get("event") == "pruned")
+    lo, hi = event["interval"]
+    return (f"{log.parent.name}: pruned at step {event['step']} with {event['steps_left']} steps left: its ceiling "
+            f"interval [{lo:.1f}, {hi:.1f}] lies below the lower bound {event['best_lo']:.1f} of "
+            f"{event['best_branch']}; compute saved {event['saved_flops'] / EFLOP:.4g} EFLOPs (rerun with "
+            "prune: false to finish it)")
 
 
 def _base_in_every_scene(fits: list) -> list:

@@ -33,15 +33,11 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import least_squares
-from scipy.special import expit, logit
 
 from retu.errors import RetuInputError
 from retu.scaling.forms import gain_fraction, sigmoid_power
-from retu.scaling.robust import lts_csteps, mz_inliers
-
-N_PARAMS = 3  # A, C_mid, B (P_start is fixed at the measured branch point)
+from retu.scaling.lsq import G_FREE, N_PARAMS, SLOPE_BOUNDS, Solution, c_mid_of, predict_theta, r_squared, solve
+from retu.scaling.robust import lts_csteps, lts_variance_factor, mz_inliers, noise_scale
 
 
 @dataclass(frozen=True)
@@ -73,10 +69,13 @@ class FitOptions:
 
 @dataclass(frozen=True)
 class CeilingFit:
-    """Result of `fit_ceiling`. Arrays cover the finite input points with x > 0, in input order.
+    """Result of `fit_ceiling` (or `predict_ceiling`, upto set). Arrays cover the finite input points
+    with x > 0 (up to the cut), in input order.
 
-    `ceiling` is the constrained fit's A; when `saturated` is False it is only the lower end of
-    `ceiling_bounds` and `A` (the reported value) is None.
+    `ceiling` is the reported fit's A (fit_ceiling: the constrained fit; predict_ceiling: the maximum a
+    posteriori one); when `saturated` is False it is only the lower end of `ceiling_bounds` and `A`
+    (the reported value) is None. `prior_curves` counts the sibling fits behind the prior of an
+    unfinished fit (0: none).
     """
 
     source: str
@@ -107,6 +106,8 @@ class CeilingFit:
     fitted_mask: np.ndarray
     holdout_x: float | None
     options: FitOptions
+    upto: float | None = None
+    prior_curves: int = 0
 
     @property
     def A(self) -> float | None:  # noqa: N802 - the paper's symbol
@@ -152,7 +153,8 @@ class CeilingFit:
 
     def summary(self) -> str:
         hold = "n/a" if self.holdout_rmse is None else f"{self.holdout_rmse:.2f}"
-        return (f"{self.source}: A = {self.ceiling_text()}, P_start = {self.p_start:.1f}, "
+        early = "" if self.upto is None else f" (first {self.upto:g} of compute, prior from {self.prior_curves} curves)"
+        return (f"{self.source}{early}: A = {self.ceiling_text()}, P_start = {self.p_start:.1f}, "
                 f"C_mid = {self.c_mid:.3g}, B = {self.slope:.2f}; {self.n_points} points, "
                 f"{self.n_outliers} outliers ({self.n_trimmed} trimmed), R^2 = {self.r2:.2f}, held-out RMSE = {hold}")
 
@@ -164,7 +166,8 @@ class CeilingFit:
              "collapse_x": self.collapse_x, "n_outliers": self.n_outliers, "n_trimmed": self.n_trimmed, "n_dropped": self.n_dropped,
              "holdout_rmse": self.holdout_rmse, "holdout_rmse_free": self.holdout_rmse_free,
              "gain_at_end": self.gain_at_end, "r2": self.r2, "rmse": self.rmse, "converged": self.converged,
-             "stop_reason": self.stop_reason, "options": asdict(self.options)}
+             "stop_reason": self.stop_reason, "options": asdict(self.options),
+             **({} if self.upto is None else {"upto": self.upto, "prior_curves": self.prior_curves})}
         return {k: _json_float(v) for k, v in d.items()}
 
 
@@ -174,63 +177,6 @@ def _json_float(v):
     if isinstance(v, list):
         return [_json_float(e) for e in v]
     return v
-
-
-# ---------------------------------------------------------------------------------------------------
-# Least squares with the saturation parametrisation
-
-
-@dataclass(frozen=True)
-class _Solution:
-    theta: np.ndarray  # [3] (A, g_end, B); C_mid follows from g_end
-    cost: float
-    jac: np.ndarray
-    status: int
-    message: str
-
-
-def _c_mid(theta: np.ndarray, x_end: float) -> float:
-    """C_mid such that the curve has realised share g_end of its gain at x_end."""
-    ceiling, g_end, slope = theta
-    return float(x_end * math.exp(-logit(g_end) / slope))
-
-
-def _predict(theta: np.ndarray, x: np.ndarray, p_start: float, x_end: float) -> np.ndarray:
-    ceiling, g_end, slope = theta
-    # ln(x / C_mid) = ln(x / x_end) + logit(g_end) / B, so expit(...) = g_end exactly at x_end.
-    return p_start + (ceiling - p_start) * expit(slope * np.log(x / x_end) + logit(g_end))
-
-
-SLOPE_BOUNDS = (0.05, 10.0)
-G_END_MAX = 1.0 - 1e-6  # a fit that reaches it is a step function (C_mid -> 0)
-A_BELOW_START = 50.0  # the ceiling may lie this far below min(P_start, y)
-
-
-def _solve(x, y, p_start, x_end, g_min, upper, *, loss="linear", f_scale=1.0, starts=None) -> _Solution:
-    """Bounded multistart least squares over (A, g_end, B); g_end >= g_min is the saturation constraint."""
-    lo = np.array([min(p_start, y.min()) - A_BELOW_START, g_min, SLOPE_BOUNDS[0]])
-    hi = np.array([upper, G_END_MAX, SLOPE_BOUNDS[1]])
-    if starts is None:
-        top = float(np.max(y))
-        starts = [np.array([a, g, b]) for a in (top, top + 4.0)
-                  for g in (max(g_min + 0.02, 0.5), 0.97) for b in (0.6, 2.0)]
-    best = None
-    for th0 in starts:
-        th0 = np.clip(th0, lo + 1e-6, hi - 1e-6)
-        res = least_squares(lambda th: _predict(th, x, p_start, x_end) - y, th0, bounds=(lo, hi),
-                            loss=loss, f_scale=f_scale, x_scale="jac", ftol=1e-10, xtol=1e-10)
-        if best is None or res.cost < best.cost:
-            best = res
-    return _Solution(best.x, float(best.cost), best.jac, int(best.status), str(best.message))
-
-
-def _noise_scale(y: np.ndarray) -> float:
-    """Robust noise sigma from first differences (trend-free): 1.4826 * MAD(diff) / sqrt(2)."""
-    d = np.diff(y)
-    if len(d) < 2:
-        return 1.0
-    mad = np.median(np.abs(d - np.median(d)))
-    return max(1.4826 * mad / math.sqrt(2.0), 1e-3)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,8 +203,8 @@ def detect_collapse(x: np.ndarray, y: np.ndarray, *, drop: float = 5.0, min_poin
     return int(drops[0]) if len(drops) >= min_points and crashed else None
 
 
-def _lts_subset(x, y, p_start, x_end, opts: FitOptions, warm: np.ndarray) -> np.ndarray:
-    """C-steps with the constrained model, warm-started from the robust fit; returns the kept mask."""
+def _lts_subset(x, y, p_start, x_end, g_min: float, opts: FitOptions, warm: np.ndarray) -> np.ndarray:
+    """C-steps with the model constrained to g_end >= g_min, warm-started from the robust fit; returns the kept mask."""
     n = len(x)
     h = max(int(math.floor(opts.lts_alpha * n)), N_PARAMS + 1)
     if h >= n:
@@ -271,8 +217,8 @@ def _lts_subset(x, y, p_start, x_end, opts: FitOptions, warm: np.ndarray) -> np.
         starts.append(mask)
 
     def fit_subset(mask: np.ndarray) -> np.ndarray:
-        sol = _solve(x[mask], y[mask], p_start, x_end, opts.saturation_gain, opts.upper, starts=[warm])
-        return _predict(sol.theta, x, p_start, x_end) - y
+        sol = solve(x[mask], y[mask], p_start, x_end, g_min, opts.upper, starts=[warm])
+        return predict_theta(sol.theta, x, p_start, x_end) - y
 
     return lts_csteps(fit_subset, n, h, starts=starts).subset
 
@@ -285,29 +231,14 @@ def _holdout(x, y, p_start, opts: FitOptions) -> tuple[float | None, float | Non
         return None, None, None
     x_end = float(x[train].max())
     out = []
-    for g_min in (opts.saturation_gain, 1e-3):
-        sol = _solve(x[train], y[train], p_start, x_end, g_min, opts.upper)
-        pred = _predict(sol.theta, x[test], p_start, x_end)
+    for g_min in (opts.saturation_gain, G_FREE):
+        sol = solve(x[train], y[train], p_start, x_end, g_min, opts.upper)
+        pred = predict_theta(sol.theta, x[test], p_start, x_end)
         out.append(float(np.sqrt(np.mean((pred - y[test]) ** 2))))
     return out[0], out[1], float(cut)
 
 
-def lts_variance_factor(alpha: float) -> float:
-    """E[r^2 | r among the alpha share smallest |r|] / sigma^2 for normal residuals.
-
-    The residuals LTS keeps are the small ones, so their variance underestimates sigma^2 by this
-    factor (1 - 2 q phi(q) / alpha, q = Phi^-1((1 + alpha) / 2)); dividing by it restores it.
-
-    >>> round(lts_variance_factor(0.9), 4), lts_variance_factor(1.0)
-    (0.623, 1.0)
-    """
-    if alpha >= 1.0:
-        return 1.0
-    q = stats.norm.ppf((1.0 + alpha) / 2.0)
-    return float(1.0 - 2.0 * q * stats.norm.pdf(q) / alpha)
-
-
-def _ceiling_ci(final: _Solution, x, y, p_start, x_end, opts: FitOptions) -> tuple[float, float]:
+def _ceiling_ci(final: Solution, x, y, p_start, x_end, opts: FitOptions) -> tuple[float, float]:
     """Percentile interval for A from a residual bootstrap of the final (constrained) fit.
 
     Residuals are centred and inflated by sqrt(n / (n - 3)) and by the LTS variance factor (the
@@ -321,11 +252,11 @@ def _ceiling_ci(final: _Solution, x, y, p_start, x_end, opts: FitOptions) -> tup
     n = len(x)
     if n <= N_PARAMS or opts.n_boot < 10:
         return (math.nan, math.nan)
-    fitted = _predict(final.theta, x, p_start, x_end)
+    fitted = predict_theta(final.theta, x, p_start, x_end)
     resid = y - fitted
     resid = (resid - resid.mean()) * math.sqrt(n / (n - N_PARAMS) / lts_variance_factor(opts.lts_alpha))
     rng = np.random.default_rng(opts.seed)
-    draws = np.array([_solve(x, fitted + rng.choice(resid, size=n), p_start, x_end, opts.saturation_gain,
+    draws = np.array([solve(x, fitted + rng.choice(resid, size=n), p_start, x_end, opts.saturation_gain,
                              opts.upper, starts=[final.theta]).theta[0] for _ in range(opts.n_boot)])
     draws = final.theta[0] + (draws - final.theta[0]) / math.sqrt(lts_variance_factor(opts.lts_alpha))
     tail = (1.0 - opts.ci_level) / 2.0 * 100.0
@@ -354,6 +285,79 @@ def _validate(x, y, source: str) -> tuple[np.ndarray, np.ndarray, int]:
     return x, y, int((~finite).sum())
 
 
+@dataclass(frozen=True)
+class PointSelection:
+    """The points of a curve after the branch point (x > 0) and which of them a fit uses.
+
+    x, y, inlier_mask, fitted_mask: [N]. Inliers lie before the collapse and pass the Modified
+    Z-score test; fitted points are the inliers LTS kept. `x_end` is the last compute before the
+    collapse (of all points without one).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    inlier_mask: np.ndarray
+    fitted_mask: np.ndarray
+    onset: int | None
+    x_end: float
+
+    @property
+    def n_outliers(self) -> int:
+        return (len(self.x) if self.onset is None else self.onset) - int(self.inlier_mask.sum())
+
+    @property
+    def n_trimmed(self) -> int:
+        return int(self.inlier_mask.sum() - self.fitted_mask.sum())
+
+
+def select_points(x: np.ndarray, y: np.ndarray, p_start: float, opts: FitOptions, g_min: float, *,
+                  source: str, scope: str = "") -> PointSelection:
+    """Steps 1-3 of the recipe on validated points: drop the branch point, cut a collapse, reject
+    Modified Z-score outliers of a soft-L1 fit, then trim by LTS C-steps.
+
+    Args:
+        x: [M] compute since the branch point (EFLOPs), increasing, >= 0, finite.
+        y: [M] performance (%), finite.
+        p_start: performance at the branch point (%).
+        opts: the recipe constants.
+        g_min: least share of the gain realised at x_end in the fits that select points
+            (opts.saturation_gain for finished curves, ~0 for unfinished ones).
+        source: name used in error messages.
+        scope: words after "points after the branch point" in the too-few-points error.
+    """
+    pos = x > 0
+    x, y = x[pos], y[pos]
+    if len(x) < N_PARAMS + 1:
+        raise RetuInputError(f"{source}: {len(x)} points after the branch point{scope}; the fit needs at least {N_PARAMS + 1}")
+    onset = detect_collapse(x, y, drop=opts.collapse_drop, min_points=opts.collapse_points,
+                            crash_frac=opts.crash_frac)
+    usable = np.arange(len(x)) < (onset if onset is not None else len(x))
+    if usable.sum() < N_PARAMS + 1:
+        raise RetuInputError(f"{source}: only {int(usable.sum())} points before the collapse; cannot fit")
+    xu, yu = x[usable], y[usable]
+    x_end = float(xu.max())
+    robust = solve(xu, yu, p_start, x_end, g_min, opts.upper, loss="soft_l1", f_scale=noise_scale(yu))
+    inl = mz_inliers(predict_theta(robust.theta, xu, p_start, x_end) - yu, opts.mz_threshold)
+    keep = np.zeros(len(xu), dtype=bool)
+    keep[np.flatnonzero(inl)[_lts_subset(xu[inl], yu[inl], p_start, x_end, g_min, opts, robust.theta)]] = True
+    inlier_mask = np.zeros(len(x), dtype=bool)
+    inlier_mask[np.flatnonzero(usable)[inl]] = True
+    fitted_mask = np.zeros(len(x), dtype=bool)
+    fitted_mask[np.flatnonzero(usable)[keep]] = True
+    return PointSelection(x, y, inlier_mask, fitted_mask, onset, x_end)
+
+
+def prepare_points(x, y, p_start: float | None, source: str) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Validated finite points (x: [M] EFLOPs, y: [M] %), P_start (default: y at x == 0) and the
+    count of dropped non-finite rows."""
+    x, y, n_dropped = _validate(x, y, source)
+    if p_start is None:
+        if x[0] != 0:
+            raise RetuInputError(f"{source}: no point at compute 0 and no p_start given")
+        p_start = float(y[0])
+    return x, y, float(p_start), n_dropped
+
+
 def fit_ceiling(x, y, *, p_start: float | None = None, source: str = "curve",
                 options: FitOptions | None = None) -> CeilingFit:
     """Fit the sigmoidal power law robustly and say whether its ceiling is trustworthy.
@@ -366,49 +370,26 @@ def fit_ceiling(x, y, *, p_start: float | None = None, source: str = "curve",
         options: the recipe constants (defaults: FitOptions()).
 
     Returns:
-        A frozen CeilingFit; see the module docstring for the recipe.
+        A frozen CeilingFit; see the module docstring for the recipe. For a run still going, see
+        `retu.scaling.early.predict_ceiling`.
     """
     opts = options or FitOptions()
-    x, y, n_dropped = _validate(x, y, source)
-    if p_start is None:
-        if x[0] != 0:
-            raise RetuInputError(f"{source}: no point at compute 0 and no p_start given")
-        p_start = float(y[0])
-    pos = x > 0
-    x, y = x[pos], y[pos]
-    if len(x) < N_PARAMS + 1:
-        raise RetuInputError(f"{source}: {len(x)} points after the branch point; the fit needs at least {N_PARAMS + 1}")
-    onset = detect_collapse(x, y, drop=opts.collapse_drop, min_points=opts.collapse_points,
-                            crash_frac=opts.crash_frac)
-    usable = np.arange(len(x)) < (onset if onset is not None else len(x))
-    if usable.sum() < N_PARAMS + 1:
-        raise RetuInputError(f"{source}: only {int(usable.sum())} points before the collapse; cannot fit")
-    xu, yu = x[usable], y[usable]
-    x_end = float(xu.max())
-    f_scale = _noise_scale(yu)
-    robust = _solve(xu, yu, p_start, x_end, opts.saturation_gain, opts.upper, loss="soft_l1", f_scale=f_scale)
-    inl = mz_inliers(_predict(robust.theta, xu, p_start, x_end) - yu, opts.mz_threshold)
-    keep = np.zeros(len(xu), dtype=bool)
-    keep[np.flatnonzero(inl)[_lts_subset(xu[inl], yu[inl], p_start, x_end, opts, robust.theta)]] = True
-    xf, yf = xu[keep], yu[keep]
-    final = _solve(xf, yf, p_start, x_end, opts.saturation_gain, opts.upper, starts=None)
-    free = _solve(xf, yf, p_start, x_end, 1e-3, opts.upper)
+    x, y, p_start, n_dropped = prepare_points(x, y, p_start, source)
+    sel = select_points(x, y, p_start, opts, opts.saturation_gain, source=source)
+    x_end, xf, yf = sel.x_end, sel.x[sel.fitted_mask], sel.y[sel.fitted_mask]
+    final = solve(xf, yf, p_start, x_end, opts.saturation_gain, opts.upper, starts=None)
+    free = solve(xf, yf, p_start, x_end, G_FREE, opts.upper)
     hold_c, hold_f, cut = _holdout(xf, yf, p_start, opts)
     unsaturated = hold_c is not None and hold_f < opts.unsaturated_ratio * hold_c and free.theta[0] > final.theta[0]
-    ceiling, c_mid, slope = float(final.theta[0]), _c_mid(final.theta, x_end), float(final.theta[2])
-    resid = _predict(final.theta, xf, p_start, x_end) - yf
-    ss_tot = float(np.sum((yf - yf.mean()) ** 2))
-    inlier_mask = np.zeros(len(x), dtype=bool)
-    inlier_mask[np.flatnonzero(usable)[inl]] = True
-    fitted_mask = np.zeros(len(x), dtype=bool)
-    fitted_mask[np.flatnonzero(usable)[keep]] = True
+    ceiling, c_mid, slope = float(final.theta[0]), c_mid_of(final.theta, x_end), float(final.theta[2])
+    resid = predict_theta(final.theta, xf, p_start, x_end) - yf
     return CeilingFit(
         source=source, p_start=p_start, ceiling=ceiling, c_mid=c_mid, slope=slope,
         ceiling_ci=_ceiling_ci(final, xf, yf, p_start, x_end, opts), ceiling_free=float(free.theta[0]),
         ceiling_bounds=(ceiling, max(ceiling, float(free.theta[0]))), saturated=not unsaturated,
-        collapsed=onset is not None, collapse_x=None if onset is None else float(x[onset]),
+        collapsed=sel.onset is not None, collapse_x=None if sel.onset is None else float(sel.x[sel.onset]),
         gain_at_end=gain_fraction(x_end, c_mid, slope), holdout_rmse=hold_c, holdout_rmse_free=hold_f,
-        r2=1.0 - float(np.sum(resid ** 2)) / ss_tot if ss_tot > 0 else math.nan,
-        rmse=float(np.sqrt(np.mean(resid ** 2))), n_points=len(x), n_dropped=n_dropped,
-        n_outliers=int((~inl).sum()), n_trimmed=int(inl.sum() - keep.sum()), converged=final.status > 0, stop_reason=final.message,
-        x=x, y=y, inlier_mask=inlier_mask, fitted_mask=fitted_mask, holdout_x=cut, options=opts)
+        r2=r_squared(resid, yf), rmse=float(np.sqrt(np.mean(resid ** 2))), n_points=len(sel.x),
+        n_dropped=n_dropped, n_outliers=sel.n_outliers, n_trimmed=sel.n_trimmed, converged=final.status > 0,
+        stop_reason=final.message, x=sel.x, y=sel.y, inlier_mask=sel.inlier_mask, fitted_mask=sel.fitted_mask,
+        holdout_x=cut, options=opts)

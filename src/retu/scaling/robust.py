@@ -1,15 +1,18 @@
-"""Robust-regression building blocks: Modified Z-score outlier rejection and LTS concentration steps.
+"""Robust-regression building blocks: Modified Z-score outlier rejection, LTS concentration steps and
+noise scales.
 
-Both are independent of the curve form: `lts_csteps` takes a function that fits a subset of points
+All are independent of the curve form: `lts_csteps` takes a function that fits a subset of points
 and returns residuals for all of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 MZ_CONSTANT = 0.6745  # Phi^-1(0.75): makes MAD a consistent estimate of sigma for normal residuals
 
@@ -79,3 +82,37 @@ def lts_csteps(fit_subset: Callable[[np.ndarray], np.ndarray], n: int, h: int, *
         if best is None or sse < best.trimmed_sse:
             best = LtsResult(subset, sse, steps, converged)
     return best
+
+
+def lts_variance_factor(alpha: float) -> float:
+    """E[r^2 | r among the alpha share smallest |r|] / sigma^2 for normal residuals.
+
+    The residuals LTS keeps are the small ones, so their variance underestimates sigma^2 by this
+    factor (1 - 2 q phi(q) / alpha, q = Phi^-1((1 + alpha) / 2)); dividing by it restores it.
+
+    >>> round(lts_variance_factor(0.9), 4), lts_variance_factor(1.0)
+    (0.623, 1.0)
+    """
+    if alpha >= 1.0:
+        return 1.0
+    q = stats.norm.ppf((1.0 + alpha) / 2.0)
+    return float(1.0 - 2.0 * q * stats.norm.pdf(q) / alpha)
+
+
+def noise_scale(y: np.ndarray) -> float:
+    """Robust noise sigma of a curve from its first differences (trend-free): 1.4826 * MAD(diff) / sqrt(2).
+
+    Args:
+        y: [N] performance in order of compute.
+
+    Returns:
+        Sigma in the units of y; 1.0 when there are fewer than 3 points, at least 1e-3.
+
+    >>> round(float(noise_scale(np.array([70.0, 71.0, 70.0, 71.0, 70.0]))), 4)  # diffs +-1: MAD 1 -> 1.4826 / sqrt(2)
+    1.0484
+    """
+    d = np.diff(y)
+    if len(d) < 2:
+        return 1.0
+    mad = np.median(np.abs(d - np.median(d)))
+    return max(1.4826 * mad / math.sqrt(2.0), 1e-3)

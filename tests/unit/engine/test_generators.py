@@ -77,7 +77,8 @@ def test_trainer_engine_gets_the_current_weights_once_per_step(fake_vllm):
     syncs = []
     engine = SimpleNamespace(mode="colocate", llm=FakeLLM(model="x"),
                              sync_weights=lambda: syncs.append(trainer.state.global_step))
-    trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_step=0), _last_loaded_step=-1)
+    trainer = SimpleNamespace(use_transformers_continuous_batching=False, vllm_generation=engine,
+                              state=SimpleNamespace(global_step=0), _last_loaded_step=-1)
     generate = trainer_generate_fn(trainer)
     generate(["p"], max_new_tokens=2)
     generate(["p"], max_new_tokens=2)
@@ -154,7 +155,8 @@ def test_trainer_server_engine_decodes_each_prompts_samples(fake_vllm):
 
     engine = SimpleNamespace(mode="server", vllm_client=SimpleNamespace(generate=client_generate),
                              sync_weights=lambda: syncs.append(1))
-    trainer = SimpleNamespace(vllm_generation=engine, state=SimpleNamespace(global_step=3), _last_loaded_step=-1,
+    trainer = SimpleNamespace(use_transformers_continuous_batching=False, vllm_generation=engine,
+                              state=SimpleNamespace(global_step=3), _last_loaded_step=-1,
                               processing_class=tokenizer,
                               accelerator=SimpleNamespace(is_main_process=True, process_index=0))
     out = trainer_generate_fn(trainer, seed=5)(["p1", "p2"], max_new_tokens=6, temperature=0.5, samples=2)

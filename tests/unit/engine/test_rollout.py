@@ -195,12 +195,13 @@ def test_compute_ledger_accumulates():
 # Generation engine (vLLM behind an import guard)
 
 
-def test_engine_auto_picks_vllm_only_with_cuda_and_vllm():
+def test_engine_auto_picks_vllm_with_cuda_and_vllm_paged_with_cuda_alone_hf_on_cpu():
     from retu.engine.rollout import resolve_engine
 
     assert [resolve_engine("auto", cuda=c, vllm=v, n_expert=0) for c, v in
-            [(False, False), (False, True), (True, False), (True, True)]] == ["hf", "hf", "hf", "vllm"]
+            [(False, False), (False, True), (True, False), (True, True)]] == ["hf", "hf", "paged", "vllm"]
     assert resolve_engine("hf", cuda=True, vllm=True, n_expert=0) == "hf"
+    assert resolve_engine("paged", cuda=False, vllm=False, n_expert=2) == "paged"  # runs on CPU too (test_paged.py)
     assert resolve_engine("vllm_server", cuda=False, vllm=True, n_expert=0) == "vllm_server"
 
 
@@ -227,8 +228,36 @@ def test_vllm_engines_reach_trls_config():
     colocate, server = build_grpo_config(cfg, "vllm"), build_grpo_config(cfg, "vllm_server")
     assert (colocate.use_vllm, colocate.vllm_mode, colocate.vllm_gpu_memory_utilization) == (True, "colocate", 0.5)
     assert (server.vllm_mode, server.vllm_server_base_url) == ("server", "http://h:9000")
-    with pytest.raises(RetuInputError, match="rollout.engine must be auto, hf, vllm or vllm_server"):
+    with pytest.raises(RetuInputError, match="rollout.engine must be auto, hf, paged, vllm or vllm_server"):
         load_config(None, ["rollout.engine=sglang"])
+
+
+def test_paged_engine_reaches_trls_config():
+    from retu.config import load_config
+    from retu.engine.rl import build_grpo_config
+
+    base = ["kind=rl", "optim.batch_size=2", "rollout.group_size=2", "log.run_dir=/nonexistent/run"]
+    cfg = load_config(None, [*base, "rollout.paged_config={num_blocks: 16, max_batch_tokens: 256}"])
+    paged, hf = build_grpo_config(cfg, "paged"), build_grpo_config(cfg, "hf")
+    assert (paged.use_transformers_continuous_batching, paged.use_vllm) == (True, False)
+    assert paged.transformers_continuous_batching_config == {"num_blocks": 16, "max_batch_tokens": 256}
+    assert (hf.use_transformers_continuous_batching, hf.transformers_continuous_batching_config) == (False, None)
+    bad = load_config(None, [*base, "rollout.paged_config={blocks: 16}"])
+    with pytest.raises(RetuInputError, match="rollout.paged_config: .*'blocks'"):
+        build_grpo_config(bad, "paged")
+
+
+def test_throughput_switches_reach_trls_rl_config():
+    from retu.config import load_config
+    from retu.engine.rl import build_grpo_config
+
+    base = ["kind=rl", "optim.batch_size=2", "rollout.group_size=2", "log.run_dir=/nonexistent/run"]
+    default = build_grpo_config(load_config(None, base))
+    assert (default.activation_checkpointing, default.torch_compile, default.use_liger_kernel) == (False, False, False)
+    on = build_grpo_config(load_config(None, [*base, "optim.gradient_checkpointing=true", "optim.torch_compile=true"]))
+    assert (on.activation_checkpointing, on.torch_compile) == (True, True)
+    with pytest.raises(RetuInputError, match=r"optim\.liger_kernel: .*set optim\.liger_kernel=false"):
+        build_grpo_config(load_config(None, [*base, "optim.liger_kernel=true"]))
 
 
 @pytest.mark.parametrize("world, overrides, match", [

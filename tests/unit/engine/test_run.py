@@ -8,7 +8,7 @@ import pytest
 
 from retu.config import load_config
 from retu.engine.checkpoints import finalize_checkpoint, staging_dir
-from retu.engine.run import end_run, git_info, optim_args, seed_everything, start_run
+from retu.engine.run import end_run, git_info, optim_args, seed_everything, speed_args, start_run
 from retu.errors import RetuInputError
 from retu.metrics import read_records
 
@@ -152,3 +152,64 @@ def test_optim_args_schedules_reach_hf(extra, at):
 def test_decay_steps_needs_cosine():
     with pytest.raises(RetuInputError, match="optim.decay_steps must be >= 0 and needs optim.schedule=cosine"):
         load_config(None, ["optim.decay_steps=10"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Throughput switches
+
+
+def test_speed_args_default_checkpointing_is_todays_sft_on_gpu_only():
+    sft, rl = load_config(), load_config(overrides=["kind=rl"])
+    assert [speed_args(c, cuda=cuda)["activation_checkpointing"] for c in (sft, rl) for cuda in (False, True)] == \
+        [False, True, False, False]
+    forced = load_config(overrides=["optim.gradient_checkpointing=true", "optim.torch_compile=true"])
+    assert speed_args(forced, cuda=False) == {"activation_checkpointing": True, "torch_compile": True,
+                                              "use_liger_kernel": False}
+    assert speed_args(load_config(overrides=["optim.gradient_checkpointing=false"]), cuda=True)[
+        "activation_checkpointing"] is False
+
+
+@pytest.mark.parametrize("override, cuda, match", [
+    ("model.attn_implementation=flash_attention_2", False,
+     "model.attn_implementation: flash_attn kernels need a CUDA GPU; set model.attn_implementation=sdpa"),
+    ("optim.liger_kernel=true", False, "optim.liger_kernel: liger_kernel kernels need a CUDA GPU; set "
+     "optim.liger_kernel=false"),
+    ("model.attn_implementation=flash_attention_2", True,
+     "model.attn_implementation: the flash_attn package is not installed; pip install flash-attn, or set "
+     "model.attn_implementation=sdpa"),
+    ("optim.liger_kernel=true", True, r"the liger_kernel package is not installed; pip install -e '\.\[gpu\]', or "
+     "set optim.liger_kernel=false"),
+])
+def test_speed_args_refuse_kernels_that_cannot_run_here(monkeypatch, override, cuda, match):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("flash_attn", "liger_kernel") else find_spec(name, *a))
+    with pytest.raises(RetuInputError, match=match):
+        speed_args(load_config(overrides=[override]), cuda=cuda)
+
+
+def test_attn_implementation_must_be_known():
+    assert load_config(overrides=["model.attn_implementation=eager"]).model.attn_implementation == "eager"
+    with pytest.raises(RetuInputError, match="model.attn_implementation must be sdpa, eager or flash_attention_2, "
+                       "got 'flash'"):
+        load_config(overrides=["model.attn_implementation=flash"])
+
+
+def test_sft_args_carry_the_switches_and_keep_todays_cpu_defaults(tmp_path, monkeypatch):
+    import torch
+
+    from retu.engine.sft import check_sft_inputs, sft_args
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU defaults, on any machine
+
+    default = sft_args(_cfg(tmp_path / "a"), tmp_path / "a")
+    assert (default.activation_checkpointing, default.torch_compile, default.use_liger_kernel, default.padding_free,
+            default.packing) == (False, False, False, False, False)
+    on = sft_args(_cfg(tmp_path / "b", "optim.gradient_checkpointing=true", "optim.torch_compile=true"), tmp_path / "b")
+    assert (on.activation_checkpointing, on.torch_compile) == (True, True)
+    # Refused with the inputs, before the run directory or the model is touched.
+    with pytest.raises(RetuInputError, match="model.attn_implementation: flash_attn kernels need a CUDA GPU"):
+        check_sft_inputs(_cfg(tmp_path / "c", "model.attn_implementation=flash_attention_2"))
+    assert not (tmp_path / "c").exists()

@@ -84,3 +84,19 @@ def test_a_flat_branch_shows_its_bounds_and_no_shape_parameters(tmp_path):
     assert r.returncode == 0, r.stderr
     row = next(line for line in (tmp_path / "out" / "report.md").read_text().splitlines() if line.startswith("| 400 | 0.4"))
     assert row.split(" | ")[5:7] == ["-", "-"] and "at bound (B=10, gain at end=1)" in row, row
+
+
+def test_a_pruned_branch_is_noted_with_the_compute_it_saved(tmp_path):
+    from retu.report.build import build_report
+
+    _write_runs(tmp_path)
+    log = JsonlLogger(tmp_path / "arith" / "rl-100" / "metrics.jsonl", run_id="arith-rl-100")
+    log.log("event", step=300, event="pruned", interval=[55.0, 62.5], best_branch="arith-step300", best_lo=66.0,
+            steps_left=20, saved_flops=2.5e17)
+    log.log("run_end", step=300, status="pruned")
+    notes = [n for n in build_report([tmp_path]).notes if "pruned" in n]
+    assert notes == ["rl-100: pruned at step 300 with 20 steps left: its ceiling interval [55.0, 62.5] lies below the "
+                     "lower bound 66.0 of arith-step300; compute saved 0.25 EFLOPs (rerun with prune: false to "
+                     "finish it)"]
+    log.log("run_end", step=500, status="ok")  # resumed with pruning off and finished
+    assert not [n for n in build_report([tmp_path]).notes if "pruned" in n]
