@@ -1,7 +1,7 @@
 """Early ceilings: `retu.scaling.predict_ceiling` on the first 30 / 50 / 70 / 100% of each curve's compute.
 
-Needs ../shared/data/retu/references.json (the camera-ready A_post of the paper's figure) beside the
-repository; without it the script says so in one line and exits with code 2.
+The camera-ready A_post values of the paper's figure come with the authors' curves (package data,
+retu.scaling.AUTHORS_CURVES / references.json).
 
 Part 1, the paper authors' 24 RL curves (retu.scaling.AUTHORS_CURVES). For each fraction, fitted with
 the prior from the finished fits of the other curves of the same scene (what `retu fit DIR --upto F
@@ -39,7 +39,7 @@ from bench_fit_coverage import C_MID, P0, SCENARIOS, SLOPE, TRUE_A, simulate_cur
 from retu.scaling import (AUTHORS_CURVES, FitOptions, build_sibling_prior, fit_ceiling, load_curves,  # noqa: E402
                           predict_ceiling, sibling_prior_for)
 
-REFERENCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "retu" / "references.json"
+REFERENCES = AUTHORS_CURVES / "references.json"
 FRACTIONS = (0.3, 0.5, 0.7, 1.0)
 SIM_FRACTIONS = (0.3, 0.5, 1.0)
 SIBLINGS = 6
@@ -141,9 +141,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.sim_runs < 0:
         parser.error(f"--sim-runs must be >= 0, got {args.sim_runs}")
-    if not REFERENCES.is_file():
-        print(f"bench_early.py needs {REFERENCES} (camera-ready reference values), which is missing", file=sys.stderr)
-        return 2
     authors(json.loads(REFERENCES.read_text())["scenes"])
     if args.sim_runs:
         simulated(args.sim_runs)

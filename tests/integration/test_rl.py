@@ -233,7 +233,7 @@ def test_a_hopeless_run_is_pruned_after_a_checkpoint_and_resumes_to_the_end_with
 
     # The live fit itself is tested in tests/unit; here a stand-in gives an interval from the 3rd evaluation on.
     monkeypatch.setattr(ceiling_watch, "estimate_live_ceiling",
-                        lambda x, y, p_start: LiveCeiling(50.0, 40.0, 60.0, len(x)) if len(x) >= 3 else None)
+                        lambda x, y, p_start, prior: LiveCeiling(50.0, 40.0, 60.0, len(x)) if len(x) >= 3 else None)
     cfg = load_config(make_config(tmp_path, warm_model, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 5},
                                   eval={"every": 1, "max_new_tokens": 16}, log={"run_dir": str(tmp_path / "run"),
                                                                                 "log_every": 1, "save_every": 4}))

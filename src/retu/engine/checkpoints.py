@@ -138,6 +138,9 @@ def finalize_checkpoint(source: str | os.PathLike, run_dir: str | os.PathLike, s
         The final path `run_dir/checkpoints/step-N`. An existing `step-N` is replaced.
     """
     source, target = Path(source), checkpoint_dir(run_dir, step)
+    # The Trainer pickles its TrainingArguments beside the weights; nothing reads them back (resume uses
+    # the run's config.yaml), and a checkpoint should hold no pickle.
+    (source / "training_args.bin").unlink(missing_ok=True)
     _write_marker(source, {**state, "step": step})
     _fsync_tree(source)
     if target.exists():  # the same step saved again (a rerun): swap, never merge
