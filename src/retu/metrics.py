@@ -193,6 +193,15 @@ def run_start(path: str | Path) -> dict:
     """The first run_start record of a metrics.jsonl ({} when it has none)."""
     return next((r for r in read_records(path) if r.get("kind") == "run_start"), {})
 
+
+def run_end_status(path: str | Path) -> str | None:
+    """The status of a metrics.jsonl's last run_end record ("ok", "pruned", ...); None when it has none
+    (or the file does not exist)."""
+    path = Path(path)
+    ends = [r for r in read_records(path) if r.get("kind") == "run_end"] if path.exists() else []
+    return ends[-1].get("status") if ends else None
+
+
 def _to_float(value: object) -> float:
     try:
         return float(value) if value not in (None, "") else math.nan

@@ -37,10 +37,10 @@ from retu.algos.registry import ALGORITHMS
 from retu.config import RunCfg, read_top_level
 from retu.engine.ceiling_watch import final_interval, sibling_prior
 from retu.errors import RetuInputError
+from retu.metrics import run_end_status
 from retu.phases import PHASES, PhaseResult, detect_phases
 from retu.report.study import BASE, seed_dir
-from retu.stages import (DEFAULT_RL, DEFAULT_SFT, check_shared, end_status, method_config, pick_steps, run_stage,
-                         sft_phases, stage_config)
+from retu.stages import DEFAULT_RL, DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, sft_phases, stage_config
 
 RESERVED = ("rl", "paradigms")  # subdirectories of a seed that are not datasets
 
@@ -85,6 +85,9 @@ class PipelineCfg:
                     or (value and (steps or phases))):
                 raise RetuInputError(f"pipeline: {name} must be 'auto', 'switch', a list of SFT steps or a list of "
                                      f"sub-phases ({', '.join(PHASES)}), got {value!r}")
+        for name, value in (("include_base", self.include_base), ("prune", self.prune)):
+            if not isinstance(value, bool):
+                raise RetuInputError(f"pipeline: {name} must be true or false, got {value!r}")
         names = [ds["name"] for ds in self.datasets]
         bad = [n for n in names if n in RESERVED or n == BASE or n.startswith("seed-")]
         if bad or len(set(names)) != len(names):
@@ -236,11 +239,13 @@ def run_seed(pcfg: PipelineCfg, seed: int, sft_cfgs: list[RunCfg], echo, *, prog
     branches = branch_order(pcfg, sft_cfgs, base)
     logs = {n: Path(rl_config(pcfg, m, n, seed).log.run_dir) / "metrics.jsonl" for m, n in branches}
     for model, name in branches:
-        # The branches that finished before this one lend it their curve shape (and, when pruning, the bar).
-        finished = {n: p for n, p in logs.items() if n != name and end_status(p.parent) in ("ok", "pruned")}
-        rivals = {n: final_interval(p) for n, p in finished.items()} if pcfg.prune else {}
-        train = partial(run_rl, rivals={n: iv for n, iv in rivals.items() if iv is not None},
-                        prior=sibling_prior(list(finished.values())))
+
+        def train(cfg: RunCfg, name: str = name) -> None:
+            # The branches that finished before this one lend it their curve shape (and, when pruning, the bar).
+            finished = [p for n, p in logs.items() if n != name and run_end_status(p) in ("ok", "pruned")]
+            rivals = {p.parent.name: final_interval(p) for p in finished} if pcfg.prune else {}
+            run_rl(cfg, rivals={n: iv for n, iv in rivals.items() if iv is not None}, prior=sibling_prior(finished))
+
         run_stage(rl_config(pcfg, model, name, seed), train, echo, f"[pipeline] seed {seed}: RL {name} from {model}",
                   done=done)
     for method in pcfg.paradigms:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from retu.config import EVAL_KEYS, RunCfg, config_value, load_config, to_dict
 from retu.errors import RetuInputError
-from retu.metrics import read_records, read_series
+from retu.metrics import read_series, run_end_status
 from retu.phases import PhaseResult, detect_phases
 
 # The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
@@ -80,17 +80,10 @@ def check_shared(stages: dict[str, RunCfg]) -> None:
         check(RL_TRAIN_KEYS, rl)
 
 
-def end_status(run_dir: str | Path) -> str | None:
-    """The status of the run directory's last run_end ("ok", "pruned", ...), None when it has none."""
-    path = Path(run_dir) / "metrics.jsonl"
-    ends = [r for r in read_records(path) if r.get("kind") == "run_end"] if path.exists() else []
-    return ends[-1].get("status") if ends else None
-
-
 def run_stage(cfg: RunCfg, train, echo, label: str, *, done: tuple[str, ...] = ("ok",)) -> None:
     """Print `label` (with " (done)" or " (pruned)") and run `train(cfg)` unless its last run_end
     status is one of `done`."""
-    status = end_status(cfg.log.run_dir)
+    status = run_end_status(Path(cfg.log.run_dir) / "metrics.jsonl")
     finished = status in done
     echo(label + (f" ({'done' if status == 'ok' else status})" if finished else ""))
     if not finished:

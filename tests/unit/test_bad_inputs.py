@@ -68,6 +68,8 @@ def files(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("sft", "{control.yaml}"), r"control\.yaml:2: not valid YAML \(.*control character"),
     (("pipeline", "{invalid.yaml}"), r"invalid\.yaml:3: not valid YAML"),
+    (("pipeline", "prune=maybe"), r"^pipeline: prune must be true or false, got 'maybe'$"),
+    (("pipeline", "include_base=2"), r"^pipeline: include_base must be true or false, got 2$"),
     (("compare", "{invalid.yaml}"), r"invalid\.yaml:3: not valid YAML"),
     (("rl", "{unsafe.yaml}"), r"unsafe\.yaml:1: not valid YAML \(.*python/object/apply"),
     (("sft", "{list.yaml}"), r"list\.yaml: a run config must be a mapping of keys"),

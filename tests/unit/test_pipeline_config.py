@@ -188,11 +188,12 @@ def test_pruning_runs_each_datasets_latest_branch_first_and_pure_rl_last(tmp_pat
 
 def test_a_pruned_stage_counts_as_done_only_when_pruning(tmp_path):
     from retu.metrics import JsonlLogger
-    from retu.stages import end_status, run_stage
+    from retu.metrics import run_end_status
+    from retu.stages import run_stage
 
     cfg = rl_config(load_pipeline_config(None, [f"run_dir={tmp_path}"]), "base:1m", "base")
     ran, said = [], []
-    assert end_status(cfg.log.run_dir) is None
+    assert run_end_status(f"{cfg.log.run_dir}/metrics.jsonl") is None
     JsonlLogger(f"{cfg.log.run_dir}/metrics.jsonl", run_id="base").log("run_end", step=2, status="pruned")
     run_stage(cfg, ran.append, said.append, "rl base", done=("ok", "pruned"))
     assert ran == [] and said == ["rl base (pruned)"]

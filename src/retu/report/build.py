@@ -18,7 +18,7 @@ from pathlib import Path
 
 from retu.errors import RetuInputError
 from retu.flops import EFLOP
-from retu.metrics import read_records, read_series, run_start
+from retu.metrics import read_records, read_series, run_end_status, run_start
 from retu.phases import PhaseResult, detect_phases
 from retu.scaling import correlate, decompose, fit_ceiling
 from retu.scaling.curves import read_curve_run
@@ -98,11 +98,9 @@ def build_report(paths: list[str | Path]) -> Report:
 
 def pruned_note(log: Path) -> str | None:
     """"<run>: pruned at step N ..." for an RL run whose last run_end says pruned, else None."""
-    records = read_records(log)
-    ends = [r for r in records if r.get("kind") == "run_end"]
-    if not ends or ends[-1].get("status") != "pruned":
+    if run_end_status(log) != "pruned":
         return None
-    event = next(r for r in reversed(records) if r.get("kind") == "event" and r.get("event") == "pruned")
+    event = next(r for r in reversed(read_records(log)) if r.get("kind") == "event" and r.get("event") == "pruned")
     lo, hi = event["interval"]
     return (f"{log.parent.name}: pruned at step {event['step']} with {event['steps_left']} steps left: its ceiling "
             f"interval [{lo:.1f}, {hi:.1f}] lies below the lower bound {event['best_lo']:.1f} of "
