@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer, util
 
-from retu.data.curate_decontaminate import load_references, measure_contamination, resolve_embedding_model
+from retu.curation.decontaminate import load_references, measure_contamination, resolve_embedding_model
 from retu.tasks.benchmarks import load_benchmark
 
 def load_pool(n: int, data_dir: Path | None) -> list[str]:

@@ -32,8 +32,9 @@ from retu.config import load_config
 from retu.engine.datasets import load_problem_sets
 from retu.engine.models import load_model
 from retu.engine.rl import build_grpo_config, prompt_dataset
-from retu.engine.rl_trainer import RetuGRPOTrainer, math_verify_reward
-from retu.engine.rollout import ComputeLedger, resolve_settings
+from retu.engine.compute import ComputeLedger
+from retu.engine.rl_step import math_verify_reward, plan_step
+from retu.engine.rl_trainer import RetuGRPOTrainer
 from retu.engine.run import seed_everything
 from retu.flops import load_shape
 
@@ -77,8 +78,8 @@ def build(cfg, bare: bool) -> tuple[object, StepTimer]:
         trainer = GRPOTrainer(reward_funcs=[math_verify_reward], **common)
     else:
         algorithm = build_algorithm(cfg.loss.algo)
-        settings = resolve_settings(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
-        trainer = RetuGRPOTrainer(algorithm=algorithm, settings=settings, shape=load_shape(model.config),
+        plan = plan_step(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
+        trainer = RetuGRPOTrainer(algorithm=algorithm, plan=plan, shape=load_shape(model.config),
                                   ledger=ComputeLedger(), **common)
     trainer.remove_callback(PrinterCallback)
     return trainer, timer

@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, RunStopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="retu: SFT, RL and synchronized SFT-RL with compute accounting and ceiling analysis.")
@@ -19,7 +19,8 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Console entry point: bad input prints one line naming the problem and exits with code 2."""
+    """Console entry point: bad input prints one line naming the problem and exits with code 2; a run
+    that stopped itself prints one line and exits with code 1 (`retu.errors`)."""
     from retu.commands import register
 
     # Library notices a user cannot act on, repeated every RL step: TRL reads a property transformers
@@ -32,6 +33,9 @@ def main() -> None:
     except RetuInputError as exc:
         typer.echo(f"retu: error: {exc}", err=True)
         sys.exit(2)
+    except RunStopped as exc:  # the run recorded its stop (run_end) before raising
+        typer.echo(f"retu: stopped: {exc}", err=True)
+        sys.exit(1)
     except SystemExit as end:
         if not end.code:  # a finished command; after a failure the launcher stops the other processes
             _leave_process_group()

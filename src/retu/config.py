@@ -333,7 +333,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise RetuInputError(f"override '{item}' must look like section.key=value")
+            raise RetuInputError(f"override '{item}' must look like key=value (e.g. optim.lr=1e-4)")
         out.append((key.strip(), _parse_value(text, item)))
     return out
 
@@ -405,11 +405,7 @@ def read_top_level(cls, path: str | Path | None, overrides: list[str], *, what: 
         raw = read_yaml(p)
         if not isinstance(raw, dict):
             raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RetuInputError(f"override '{item}' must look like key=value")
-        raw[key] = _parse_value(value, item)
+    raw.update(parse_overrides(list(overrides)))
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(valid))
     if unknown:

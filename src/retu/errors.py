@@ -1,9 +1,14 @@
-"""The one exception type for bad input.
+"""retu's two error families, both caught once in `retu.cli.main`.
 
 Every check of user input (files, rows, config keys, CLI values) raises `RetuInputError` with a
 one-line message that names the file, line or field and the problem. The CLI prints it and exits
 with code 2 before anything is written. Input that is kept but suspicious (counted) gets `warn`.
 `read_text` and `read_json` open a user's file with those errors (missing, not UTF-8, not JSON).
+
+A run that stops itself (its loss diverged, DAPO ran out of generation rounds) raises a `RunStopped`
+after recording the stop in its metrics.jsonl; the CLI prints its line and exits with code 1.
+retu's own bugs (a broken invariant, e.g. a tensor of the wrong shape) are neither: they raise
+ValueError or RuntimeError with a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ from pathlib import Path
 
 class RetuInputError(ValueError):
     """Bad user input; the message is one line naming where and what."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class RunStopped(RuntimeError):
+    """A run stopped itself; the message names the step and what stopped it (one line)."""
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from retu.data.chat import build_messages
+from retu.distributed import gather, rank_block, world_and_rank
 from retu.errors import RetuInputError, where
 from retu.rewards import score_completions
 
@@ -137,27 +138,24 @@ def evaluate_distributed(model, tokenizer, rows: Sequence[dict], **kwargs) -> Ev
     Args:
         rows, **kwargs: as `evaluate`.
     """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world, rank = world_and_rank()
+    if world == 1:
         return evaluate(model, tokenizer, rows, **kwargs)
-    world, rank = dist.get_world_size(), dist.get_rank()
     mine, pad = shard_indices(len(rows), world, rank)
     part = evaluate(model, tokenizer, [rows[i] for i in mine + [0] * pad], **kwargs)
     answers = [(r["completions"], r["scores"]) for r in part.records[: len(mine)]]
-    shards: list = [None] * world
-    dist.all_gather_object(shards, (mine, answers))
-    return merge_shards(rows, shards, kwargs.get("samples", 1))
+    return merge_shards(rows, gather((mine, answers)), kwargs.get("samples", 1))
 
 
 def shard_indices(count: int, world: int, rank: int) -> tuple[list[int], int]:
-    """Rows `rank, rank + world, ...` of `count`, and how many filler rows bring every process to the
+    """This process's `rank_block` of `count` rows, and how many filler rows bring every process to the
     same number (they are answered and dropped).
 
     >>> shard_indices(5, 2, 0), shard_indices(5, 2, 1)
-    (([0, 2, 4], 0), ([1, 3], 1))
+    (([0, 1], 1), ([2, 3, 4], 0))
     """
-    mine = list(range(rank, count, world))
-    return mine, (-(-count // world) - len(mine)) if count else 0
+    mine = list(range(count))[rank_block(count, world, rank)]
+    return mine, -(-count // world) - len(mine)
 
 
 def merge_shards(rows: Sequence[dict], shards: Sequence[tuple[list[int], list[tuple[list, list]]]],

@@ -21,16 +21,19 @@ from retu.phases import PhaseResult, detect_phases
 
 # The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
 # what every stage of a pipeline or comparison evaluates with. Measured in benchmarks/bench_pipeline.sh.
+# SFT keeps a constant learning rate: RL from a checkpoint trained to a low final learning rate
+# (cosine decay) loses accuracy at any RL learning rate above ~0.1x that final rate, and gains too
+# slowly below it to show in minutes (README, "The embedded default").
 SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=400",
           "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
           "eval.max_new_tokens=64", "eval.batch_size=400"]
-DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=1500",
-               "optim.lr=4.0e-3", "optim.schedule=cosine", "optim.min_lr_ratio=0.1", "optim.decay_steps=450",
-               "optim.warmup_ratio=0.05", "optim.batch_size=32", "optim.max_steps=600", "sft.val_every=50", "eval.every=50"]
-DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "optim.lr=1.0e-4", "optim.weight_decay=0.0",
-              "optim.batch_size=8", "optim.max_steps=40", "rollout.group_size=8", "rollout.gen_batch=16",
-              "rollout.max_gen_rounds=1", "rollout.temperature=1.0", "rollout.updates_per_batch=1",
-              "data.max_response_len=64", "eval.every=5", "log.save_every=10"]
+DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000",
+               "optim.lr=2.0e-3", "optim.schedule=constant", "optim.warmup_ratio=0.05", "optim.batch_size=32",
+               "optim.max_steps=900", "sft.val_every=50", "eval.every=100"]
+DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "data.arith_train_steps=[2,3,4,5]",
+              "optim.lr=2.0e-4", "optim.weight_decay=0.0", "optim.batch_size=8", "optim.max_steps=40",
+              "rollout.group_size=8", "rollout.gen_batch=16", "rollout.max_gen_rounds=1", "rollout.temperature=1.0",
+              "rollout.updates_per_batch=1", "data.max_response_len=64", "eval.every=5", "log.save_every=10"]
 
 # Settings that define what RL trains on; equal across the RL stages of one study.
 RL_TRAIN_KEYS = ("data.train", "data.arith_n_train", "data.arith_train_steps", "data.max_response_len",

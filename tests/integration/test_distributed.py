@@ -145,10 +145,9 @@ def client_generate(prompts, n, **kwargs):  # only the main process holds the cl
 
 decode = SimpleNamespace(batch_decode=lambda ids, **kw: ["".join(map(chr, x)) for x in ids])
 client = SimpleNamespace(generate=client_generate) if state.is_main_process else None
-engine = SimpleNamespace(mode="server", vllm_client=client, sync_weights=lambda: None)
+engine = SimpleNamespace(mode="server", vllm_client=client)
 trainer = SimpleNamespace(use_transformers_continuous_batching=False, vllm_generation=engine,
-                          state=SimpleNamespace(global_step=0), _last_loaded_step=0,
-                          processing_class=decode, accelerator=state)
+                          sync_vllm_weights=lambda: None, processing_class=decode, accelerator=state)
 mine = [f"r{rank}p{i}" for i in range(rank + 1)]  # 1 prompt on rank 0, 2 on rank 1
 out = trainer_generate_fn(trainer)(mine, max_new_tokens=4, samples=2, temperature=1.0)
 json.dump({"out": out, "seen": seen}, open(sys.argv[1] + f".{rank}", "w"))

@@ -134,7 +134,7 @@ def test_upt_skips_updates_above_the_gradient_norm_threshold(tmp_path, warm_mode
 
 def test_dapo_partial_and_error_when_rounds_run_out(tmp_path, warm_model):
     from retu.engine.rl import run_rl
-    from retu.engine.rollout import RolloutExhaustedError
+    from retu.engine.groups import RolloutExhaustedError
 
     # A group of 2 with a ~20% reward rarely has mixed rewards; one round with 4 prompts rarely fills 4.
     sections = {"rollout": {"group_size": 2, "max_gen_rounds": 1, "updates_per_batch": 1, "on_exhausted": "partial"},

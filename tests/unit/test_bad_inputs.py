@@ -108,7 +108,7 @@ def files(tmp_path):
      r"rl_dapo_dc\.yaml: rollout\.temperature must be > 0 \(rollouts are sampled\), got -1\.0$"),
     (("rl", "configs/tiny/rl_dapo_dc.yaml", "rollout.top_p=1.5"), r"rollout\.top_p must be in \(0, 1\], got 1\.5$"),
     (("rl", "configs/tiny/rl_dapo_dc.yaml", "rollout.updates_per_batch=0"), r"rollout\.updates_per_batch must be >= 1"),
-    (("sft", "configs/tiny/sft.yaml", "optim"), r"override 'optim' must look like section\.key=value"),
+    (("sft", "configs/tiny/sft.yaml", "optim"), r"override 'optim' must look like key=value"),
     # the shared training options parse on every training verb; the error is the config's, not the option's
     (("rl", "missing.yaml", "--no-progress"), r"missing\.yaml: config file not found"),
     (("pipeline", "missing.yaml", "--no-progress"), r"missing\.yaml"),

@@ -27,7 +27,7 @@ def test_yaml_round_trip(tmp_path):
     ("a: [\n", [], r"c\.yaml:2: not valid YAML"),
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "c.yaml: optim.batch_size \\(5\\) must be divisible"),
     ("", ["rollout.upt_gate=9"], r"rollout\.upt_gate must be in 0\.\.8"),
-    ("", ["optim.lr"], "must look like section.key=value"),
+    ("", ["optim.lr"], "must look like key=value"),
 ])
 def test_errors(tmp_path, text, overrides, match):
     (tmp_path / "c.yaml").write_text(text)

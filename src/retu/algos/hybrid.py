@@ -100,7 +100,7 @@ def _policy_weights(norm: str, mask: Tensor, total: Tensor | float | None, inp: 
 def _split(inp: LossInputs, variant: str) -> tuple[Tensor, Tensor]:
     """Expert-token and on-policy-token masks [B, T]; checks the global normalisers come together."""
     if (inp.total_tokens is None) != (inp.total_demo_tokens is None):
-        raise RetuInputError(f"{variant}: set LossInputs.total_tokens and total_demo_tokens together "
+        raise ValueError(f"{variant}: set LossInputs.total_tokens and total_demo_tokens together "
                              "(global normalisers) or neither (per micro-batch)")
     demo = inp.is_demo[:, None] & inp.mask  # [B, T]
     return demo, inp.mask & ~demo

@@ -93,17 +93,15 @@ REGISTRY: dict[str, dict[str, Variant]] = {
 
 @dataclass(frozen=True)
 class Sampling:
-    """What the rollout step does differently per algorithm.
+    """What the RL step does differently per algorithm (`retu.engine.rl_step.plan_step` sizes it from the config).
 
     Attributes:
         dynamic_sampling: Drop groups whose rewards are all equal and sample more (DAPO).
-        max_gen_batches: Generation rounds allowed to fill a batch before failing (0 = unlimited).
         demos_per_group: Expert rows that replace rollouts in each group (LUFFY/SRFT: 1 of 8).
         upt_gate: UPT switch gate g (SFT iff correct rollouts <= g), or None for no gate.
     """
 
     dynamic_sampling: bool = False
-    max_gen_batches: int = 0
     demos_per_group: int = 0
     upt_gate: int | None = None
 
@@ -138,10 +136,10 @@ ALGORITHMS = {
                    kwargs=_frozen(eps_low=0.2, eps_high=0.2), paper=GRPO),
     "dapo_d": Preset(advantage="grpo", term="grpo_clip", agg="token_mean",
                      kwargs=_frozen(eps_low=0.2, eps_high=0.2),
-                     sampling=Sampling(dynamic_sampling=True, max_gen_batches=10), paper=DAPO),
+                     sampling=Sampling(dynamic_sampling=True), paper=DAPO),
     "dapo_dc": Preset(advantage="grpo", term="dapo_clip", agg="token_mean",
                       kwargs=_frozen(eps_low=0.2, eps_high=0.28, clip_ratio_c=10.0),
-                      sampling=Sampling(dynamic_sampling=True, max_gen_batches=10), paper=DAPO),
+                      sampling=Sampling(dynamic_sampling=True), paper=DAPO),
     "luffy": Preset(advantage="grpo_no_std", term="luffy", agg=None,
                     kwargs=_frozen(gamma=0.1, entropy_coef=0.001, norm="lmax"),
                     sampling=Sampling(demos_per_group=1), paper=LUFFY),

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from retu.errors import RetuInputError
-
 # ---------------------------------------------------------------------------------------------------
 # Inputs
 
@@ -28,10 +26,10 @@ class LossInputs:
 
     Required fields come from the policy forward pass and the advantage step; the optional fields
     are extra inputs that only some variants read (a variant that needs one and finds None raises
-    `RetuInputError` naming the field). Normaliser fields (`total_*`) make a micro-batch's loss a
-    slice of the optimizer mini-batch's loss: set them to the counts over the whole mini-batch
-    (all micro-batches, all ranks) and sum the micro-batch losses; leave them None to normalise
-    inside each micro-batch as verl does (the "faithful" mode of spec/ALGORITHMS.md section 0).
+    ValueError naming the field: a bug in the caller, not bad input). Normaliser fields
+    (`total_*`) make a micro-batch's loss a slice of the optimizer mini-batch's loss: set them to
+    the counts over the whole mini-batch (all micro-batches, all ranks) and sum the micro-batch
+    losses; leave them None to normalise inside each micro-batch as verl does (the "faithful" mode of spec/ALGORITHMS.md section 0).
 
     Attributes:
         logprobs: [B, T] float. log pi_theta of each sampled token (logits divided by the sampling
@@ -69,33 +67,33 @@ class LossInputs:
 
     def __post_init__(self):
         if self.logprobs.dim() != 2:
-            raise RetuInputError(f"LossInputs.logprobs must be [B, T], got shape {tuple(self.logprobs.shape)}")
+            raise ValueError(f"LossInputs.logprobs must be [B, T], got shape {tuple(self.logprobs.shape)}")
         rows, width = self.logprobs.shape
         if self.mask.dtype != torch.bool:
-            raise RetuInputError(f"LossInputs.mask must be bool (True = token counts), got {self.mask.dtype}")
+            raise ValueError(f"LossInputs.mask must be bool (True = token counts), got {self.mask.dtype}")
         if self.is_demo is None:
             # Frozen dataclass: the one sanctioned write, filling the documented default.
             object.__setattr__(self, "is_demo", torch.zeros(rows, dtype=torch.bool, device=self.mask.device))
         if self.is_demo.dtype != torch.bool:
-            raise RetuInputError(f"LossInputs.is_demo must be bool, got {self.is_demo.dtype}")
+            raise ValueError(f"LossInputs.is_demo must be bool, got {self.is_demo.dtype}")
         per_token = {"old_logprobs": self.old_logprobs, "mask": self.mask,
                      "ref_logprobs": self.ref_logprobs, "entropy": self.entropy}
         per_row = {"advantages": self.advantages, "is_demo": self.is_demo, "rewards": self.rewards}
         for name, value in per_token.items():
             if value is not None and tuple(value.shape) != (rows, width):
-                raise RetuInputError(f"LossInputs.{name} must have shape {(rows, width)} like logprobs, "
+                raise ValueError(f"LossInputs.{name} must have shape {(rows, width)} like logprobs, "
                                      f"got {tuple(value.shape)}")
         for name, value in per_row.items():
             if value is not None and tuple(value.shape) != (rows,):
-                raise RetuInputError(f"LossInputs.{name} must have shape ({rows},), got {tuple(value.shape)}")
+                raise ValueError(f"LossInputs.{name} must have shape ({rows},), got {tuple(value.shape)}")
         if self.max_len is not None and self.max_len < 1:
-            raise RetuInputError(f"LossInputs.max_len must be a positive int (L_max), got {self.max_len!r}")
+            raise ValueError(f"LossInputs.max_len must be a positive int (L_max), got {self.max_len!r}")
 
 
 def require(value: Tensor | None, name: str, variant: str) -> Tensor:
     """Return an optional `LossInputs` field, or raise a one-line error naming who needs it."""
     if value is None:
-        raise RetuInputError(f"{variant} needs LossInputs.{name}; set it when building the inputs")
+        raise ValueError(f"{variant} needs LossInputs.{name}; set it when building the inputs")
     return value
 
 

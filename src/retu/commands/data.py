@@ -60,7 +60,7 @@ def dedup(
     out: Path = typer.Option(..., "--out", help="Where to write the kept rows (JSONL, rows unchanged)."),
 ) -> None:
     """Remove repeated prompts, exact or equal after normalisation; keep the first of each."""
-    from retu.data.curate import dedup_prompts, read_prompt_set
+    from retu.curation.dedup import dedup_prompts, read_prompt_set
     from retu.data.io import write_jsonl
 
     data = read_prompt_set(input_path)
@@ -89,8 +89,8 @@ def decontaminate(
 
     from rich.progress import Progress
 
-    from retu.data.curate import read_prompt_set
-    from retu.data.curate_decontaminate import (check_threshold, describe_removed, load_encoder,
+    from retu.curation.dedup import read_prompt_set
+    from retu.curation.decontaminate import (check_threshold, describe_removed, load_encoder,
                                                 load_references, measure_contamination)
     from retu.data.io import write_jsonl
     from retu.errors import RetuInputError
@@ -139,8 +139,8 @@ def difficulty(
     import torch
     from rich.progress import Progress
 
-    from retu.data.curate import read_prompt_set
-    from retu.data.curate_difficulty import check_attempts, compute_win_rates, split_by_difficulty
+    from retu.curation.dedup import read_prompt_set
+    from retu.curation.difficulty import check_attempts, compute_win_rates, split_by_difficulty
     from retu.data.io import validate_answers, write_jsonl
     from retu.engine.generators import choose_engine, open_engine
     from retu.errors import RetuInputError
@@ -184,8 +184,8 @@ def expert(
                                        "train truncated) instead of dropping them."),
 ) -> None:
     """One expert trajectory per prompt for LUFFY / SRFT / UPT (the paper's MIX37K role)."""
-    from retu.data.curate import read_prompt_set
-    from retu.data.curate_stats import load_tokenizer
+    from retu.curation.dedup import read_prompt_set
+    from retu.curation.stats import load_tokenizer
     from retu.data.expert import build_expert_set
     from retu.data.io import validate_answers, write_jsonl
 
@@ -208,8 +208,8 @@ def stats(
     """Rows, mean prompt and response lengths and mean win rate of each file (the paper's Table 3)."""
     import json
 
-    from retu.data.curate import read_prompt_set
-    from retu.data.curate_stats import (compute_stats, count_words, format_stats_table, load_tokenizer,
+    from retu.curation.dedup import read_prompt_set
+    from retu.curation.stats import (compute_stats, count_words, format_stats_table, load_tokenizer,
                                         make_token_counter)
 
     sets = [(str(f), read_prompt_set(f).problems) for f in files]

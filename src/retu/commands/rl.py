@@ -27,17 +27,11 @@ def rl(
         extra.append(f"log.run_dir={run_dir}")
     cfg = load_config(config, extra, kind="rl")  # config errors come before the heavy imports
 
-    from retu.engine.callbacks import TrainingDiverged
     from retu.engine.rl import run_rl
-    from retu.engine.rollout import RolloutExhaustedError
     from retu.engine.run import is_main_process
 
     quiet_library_bars()
-    try:
-        result = run_rl(cfg, progress=progress)
-    except (RolloutExhaustedError, TrainingDiverged) as exc:  # a stop the run recorded: one line, exit 1
-        typer.echo(f"retu: error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    result = run_rl(cfg, progress=progress)  # a stop the run recorded (RunStopped) exits 1 in cli.main
     if not is_main_process():
         return
     overall = result.eval_metrics.get("eval/overall")

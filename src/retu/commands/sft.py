@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import typer
@@ -24,16 +23,11 @@ def sft(
     if run_dir is not None:
         cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, run_dir=str(run_dir)))
 
-    from retu.engine.callbacks import TrainingDiverged
     from retu.engine.run import is_main_process
     from retu.engine.sft import run_sft, sft_summary
 
     quiet_library_bars()
-    try:
-        ctx = run_sft(cfg, progress=progress and is_main_process())
-    except TrainingDiverged as exc:
-        typer.echo(f"retu: error: {exc}", err=True)
-        sys.exit(1)
+    ctx = run_sft(cfg, progress=progress and is_main_process())
     if not is_main_process():  # the main process reports (the others may read before it writes)
         return
     end = ctx.logger.records()[-1]

@@ -26,13 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from retu.config import RunCfg
+from retu.errors import RunStopped
 from retu.eval import evaluate_distributed
 from retu.flops import load_shape, training_flops
 from retu.metrics import JsonlLogger
 from retu.phases import is_saturated, online_phase
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunStopped):
     """A non-finite training loss or gradient norm; the message names the step."""
 
 

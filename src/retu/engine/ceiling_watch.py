@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retu.errors import RetuInputError
 from retu.flops import EFLOP
 from retu.metrics import read_records
 from retu.scaling.curves import read_curve_run
@@ -91,11 +92,14 @@ def final_interval(metrics_path: Path) -> tuple[float, float] | None:
 
 def sibling_prior(metrics_paths: list[Path]) -> SiblingPrior | None:
     """The prior from finished sibling runs' curves (None with fewer than two usable fits). Only the
-    finished fit's shape is needed, so it is fitted without bootstrap intervals."""
+    finished fit's shape is needed, so it is fitted without bootstrap intervals. A sibling with no fit
+    (too few points, or too few before a collapse) lends no shape."""
     fits = []
     for path in metrics_paths:
         curve = read_curve_run(path)
-        if len(curve.x) >= 4:
+        try:
             fits.append(fit_ceiling(curve.x, curve.y, p_start=curve.p_start, source=str(path),
                                     options=FitOptions(n_boot=0)))
+        except RetuInputError:
+            continue
     return build_sibling_prior(fits)

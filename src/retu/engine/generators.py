@@ -1,6 +1,8 @@
 """Generation engines for evaluations and difficulty labels: transformers' generate, transformers'
 continuous batching ("paged") or vLLM (the optional `vllm` extra, imported only when a run asks for it).
 
+    resolve_engine(engine, ...)     the engine a run uses: "hf", "paged", "vllm" or "vllm_server", with
+                                    the refusals where one cannot run
     choose_engine(engine)           "hf", "paged" or "vllm" for a command's --engine auto|hf|paged|vllm
     open_engine(name, engine, ...)  (model, tokenizer, generate_fn) for `retu.eval.evaluate` and
                                     `compute_win_rates`; generate_fn None means transformers' generate
@@ -10,10 +12,10 @@ continuous batching ("paged") or vLLM (the optional `vllm` extra, imported only 
                                     is loaded as is; tiny:, base:, the GGUF model and LoRA checkpoints
                                     are first written out as a plain HF directory (removed afterwards)
     llm_generate_fn(llm, seed)      `retu.eval.evaluate`'s generate_fn over a vllm.LLM
-    trainer_generate_fn(trainer)    the same over a GRPOTrainer's rollout engine: its paged one, or its
-                                    vLLM one (TRL's colocate or server mode) with the trainer's current
-                                    weights loaded into it first (TRL loads them only when it next
-                                    generates rollouts)
+    trainer_generate_fn(trainer)    the same over a RetuGRPOTrainer's rollout engine: its paged one, or
+                                    its vLLM one (TRL's colocate or server mode) with the trainer's
+                                    current weights loaded into it first (TRL loads them only when it
+                                    next generates rollouts)
 
 Sampling is the engine's: `temperature` 0 is greedy, `samples` completions per prompt come from one
 request (`n`, `num_return_sequences`), and vLLM's seed makes a run repeatable on the same engine.
@@ -27,11 +29,46 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from retu.errors import RetuInputError
+
 GenerateFn = Callable[..., list[list[str]]]
 
 
+def resolve_engine(engine: str, *, cuda: bool, vllm: bool, n_expert: int, field: str = "rollout.engine") -> str:
+    """The generation engine a run uses: "hf" (transformers generate), "paged" (transformers continuous
+    batching), "vllm" (TRL colocate) or "vllm_server" (TRL server mode).
+
+    Args:
+        engine: rollout.engine ("auto", "hf", "paged", "vllm", "vllm_server").
+        cuda: A CUDA device is present.
+        vllm: The vllm package is importable.
+        n_expert: Expert rows per group (LUFFY/SRFT generate G - n_expert rollouts per prompt).
+        field: The setting's name in error messages (`retu eval` passes "--engine").
+
+    Raises:
+        RetuInputError: vLLM asked for where it cannot run, or server mode with expert rows (TRL's
+            server client takes the prompts in blocks of G).
+
+    >>> [resolve_engine("auto", cuda=c, vllm=v, n_expert=0) for c, v in ((False, True), (True, False), (True, True))]
+    ['hf', 'paged', 'vllm']
+    """
+    if engine == "auto":
+        return ("vllm" if vllm else "paged") if cuda else "hf"
+    if engine in ("hf", "paged"):
+        return engine
+    if not vllm:
+        raise RetuInputError(f"{field}={engine} needs the vllm package, which is not installed: "
+                             f"pip install -e '.[vllm]' on a CUDA machine, or set {field}=hf")
+    if engine == "vllm" and not cuda:
+        raise RetuInputError(f"{field}=vllm needs a CUDA GPU; set {field}=hf")
+    if engine == "vllm_server" and n_expert:
+        raise RetuInputError("rollout.engine=vllm_server takes prompts in blocks of rollout.group_size, but "
+                             f"LUFFY/SRFT generate group_size - {n_expert} per prompt; use rollout.engine=vllm")
+    return engine
+
+
 def choose_engine(engine: str) -> str:
-    """"hf", "paged" or "vllm" for --engine (auto: as `rollout.resolve_engine`).
+    """"hf", "paged" or "vllm" for --engine (auto: as `resolve_engine`).
 
     Raises:
         RetuInputError: An unknown engine, or vLLM asked for where it cannot run.
@@ -39,9 +76,6 @@ def choose_engine(engine: str) -> str:
     import importlib.util
 
     import torch
-
-    from retu.engine.rollout import resolve_engine
-    from retu.errors import RetuInputError
 
     if engine not in ("auto", "hf", "paged", "vllm"):
         raise RetuInputError(f"--engine must be auto, hf, paged or vllm, got '{engine}'")
@@ -76,8 +110,6 @@ def paged_config(options: dict):
         RetuInputError: a key or value ContinuousBatchingConfig does not take.
     """
     from transformers.generation import ContinuousBatchingConfig
-
-    from retu.errors import RetuInputError
 
     try:
         return ContinuousBatchingConfig(**options)
@@ -151,9 +183,7 @@ def trainer_generate_fn(trainer, seed: int = 0) -> GenerateFn:
     engine = trainer.vllm_generation
 
     def generate(prompts: Sequence[str], **kwargs) -> list[list[str]]:
-        if trainer.state.global_step != trainer._last_loaded_step:  # TRL's own guard, same attribute
-            engine.sync_weights()
-            trainer._last_loaded_step = trainer.state.global_step
+        trainer.sync_vllm_weights()
         if engine.mode == "colocate":
             return llm_generate_fn(engine.llm, seed)(prompts, **kwargs)
         return _through_server(trainer, list(prompts), seed=seed, **kwargs)
@@ -164,9 +194,9 @@ def trainer_generate_fn(trainer, seed: int = 0) -> GenerateFn:
 def _through_server(trainer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                     samples: int = 1, seed: int = 0, batch_size: int = 0, progress=None) -> list[list[str]]:
     """Every process's prompts to the main process's vLLM server client; each gets its own answers."""
-    from accelerate.utils import broadcast_object_list, gather_object
+    from retu.distributed import broadcast, gather
 
-    parts = gather_object([prompts])  # [prompts of each process]
+    parts = gather(prompts)  # [prompts of each process]
     answers = None
     if trainer.accelerator.is_main_process:
         flat = [p for part in parts for p in part]
@@ -175,7 +205,7 @@ def _through_server(trainer, prompts: list[str], *, max_new_tokens: int, tempera
             generation_kwargs={"seed": seed})
         texts = trainer.processing_class.batch_decode(out["completion_ids"], skip_special_tokens=True)
         answers = [texts[i * samples:(i + 1) * samples] for i in range(len(flat))]  # prompt-major
-    answers = broadcast_object_list([answers])[0]
+    answers = broadcast(answers)
     start = sum(len(part) for part in parts[: trainer.accelerator.process_index])
     if progress is not None:
         progress(len(prompts))

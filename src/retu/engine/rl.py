@@ -5,7 +5,7 @@ rewards them with binary math-verify (hard timeout; a timeout scores 0 and is co
 group advantages and updates the policy `rollout.updates_per_batch` times on that batch (TRL's
 `num_iterations`, the GRPO paper's mu; with one update the ratio is 1 and no clip can act). What
 differs per algorithm is data in `retu.algos.registry.ALGORITHMS`: the advantage, the per-token term
-and aggregation (or a hybrid method), and the sampling switches read by `RetuGRPOTrainer`: DAPO's
+and aggregation (or a hybrid method), and the sampling switches read by `retu.engine.rl_step`: DAPO's
 dynamic sampling (keep groups with 1..G-1 correct, more rounds of `rollout.gen_batch` prompts until
 the batch is full, at most `rollout.max_gen_rounds`, then an error or a logged partial batch per
 `rollout.on_exhausted`), LUFFY/SRFT's expert rows and UPT's gate. The methods with expert rows
@@ -33,7 +33,7 @@ Deviations from the reference (verl) implementation:
 
 Distributed (`accelerate launch -m retu rl ...`): `optim.batch_size` and `rollout.gen_batch` are
 global and split over the processes (each must divide by their number); every process generates its
-share of each round, the accumulator runs on the gathered groups (`rl_trainer`), the evaluations are
+share of each round, the accumulator runs on the gathered groups (`rl_step`), the evaluations are
 shared out too (`retu.eval.evaluate_distributed`), and only the main process writes the run directory.
 
 Launch:
@@ -67,11 +67,12 @@ from retu.engine.checkpoints import (
     staging_dir,
     step_of,
 )
+from retu.engine.compute import ComputeLedger
 from retu.engine.datasets import load_problem_sets
+from retu.engine.generators import paged_config, resolve_engine
 from retu.engine.models import load_model, lora_config
+from retu.engine.rl_step import plan_step
 from retu.engine.rl_trainer import RetuGRPOTrainer
-from retu.engine.rollout import ComputeLedger, resolve_engine, resolve_settings
-from retu.engine.generators import paged_config
 from retu.engine.run import (
     RunContext,
     end_run,
@@ -129,8 +130,8 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
     if {**algorithm.preset.kwargs, **cfg.loss.kwargs}.get("beta_kl", 0.0):
         raise RetuInputError("loss.kwargs.beta_kl: a KL penalty needs reference log-probs, which retu rl does not "
                              "compute yet; set it to 0 (as every RETU run)")
-    settings = resolve_settings(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
-    needs_expert = settings.n_expert > 0 or settings.upt_gate is not None
+    plan = plan_step(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
+    needs_expert = plan.n_expert > 0 or plan.upt_gate is not None
     sets = load_problem_sets(cfg.data, require_solution=needs_expert)
     if not sets.eval:
         raise RetuInputError("RL needs a held-out evaluation set: set data.eval (a JSONL path or 'arith')")
@@ -147,7 +148,7 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
             warn(f"expert data {cfg.data.train}: {expert.summary()}")
     args = build_grpo_config(cfg, resolve_engine(cfg.rollout.engine, cuda=torch.cuda.is_available(),
                                                  vllm=importlib.util.find_spec("vllm") is not None,
-                                                 n_expert=settings.n_expert))
+                                                 n_expert=plan.n_expert))
 
     # 2. Start (or resume) the run directory; the step-0 evaluation is the branch point P_start.
     ctx = start_run(cfg, curve=describe_branch(cfg.model.name_or_path))
@@ -165,7 +166,7 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
                           notify=bar.note if bar else None)
     state_fn = checkpoint_state_fn(ledger, cfg.optim.max_steps)
     trainer = RetuGRPOTrainer(
-        algorithm=algorithm, settings=settings, shape=load_shape(model.config), ledger=ledger,
+        algorithm=algorithm, plan=plan, shape=load_shape(model.config), ledger=ledger,
         skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
         train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
@@ -255,7 +256,7 @@ def prompt_dataset(rows: list[dict]) -> Dataset:
 
 
 def build_grpo_config(cfg: RunCfg, engine: str = "hf") -> GRPOConfig:
-    """TRL's config for `cfg` generating with `engine` (`rollout.resolve_engine`); TRL's own validation
+    """TRL's config for `cfg` generating with `engine` (`generators.resolve_engine`); TRL's own validation
     errors come back as one-line RetuInputErrors."""
     r = cfg.rollout
     if engine == "paged":

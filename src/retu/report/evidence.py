@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from retu.errors import RetuInputError
 from retu.intervals import eval_interval
 from retu.metrics import read_records, run_start
@@ -25,6 +27,7 @@ from retu.report.findings import (
 )
 from retu.report.paradigms import fit_paradigm, paradigm_curve
 from retu.scaling.curves import read_curve_run
+from retu.scaling.fit import detect_collapse
 
 def eval_estimate(metrics: dict) -> Estimate | None:
     """An eval record's overall accuracy with its 95% interval (`retu.intervals.eval_interval`)."""
@@ -65,7 +68,8 @@ def sft_ceiling(path: Path) -> Estimate | None:
     return None if fit is None else fit_estimate(fit)
 
 
-def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estimate]) -> SceneEvidence:
+def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estimate],
+                   collapsed: dict[int, Estimate] | None = None) -> SceneEvidence:
     """One dataset's evidence: its SFT run, its sub-phases and the RL branches of its checkpoints.
 
     Args:
@@ -73,6 +77,8 @@ def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estim
         report: The seed's report (phases and fits).
         branch_starts: Step-0 evaluations of the RL branches from its checkpoints, by SFT step (the
             same checkpoints pure SFT ends in).
+        collapsed: By SFT step, the best evaluation of each branch that collapsed before it could be
+            fitted (`collapsed_best`); it stands as that branch's A_post.
     """
     path = sft_dir / "metrics.jsonl"
     scene, phases = sft_dir.name, report.phases.get(sft_dir.name)
@@ -80,11 +86,30 @@ def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estim
         raise RetuInputError(f"{sft_dir}: no validation losses; not an SFT run of this pipeline")
     checkpoints = _evals(path) + list(branch_starts.items())
     n_train, difficulty = data_shape(run_start(path).get("config") or {})
-    branches = tuple(Branch(c.sft_step, phases.phase_at(c.sft_step), fit_estimate(f))
-                     for c, f in report.fits if c.scene == scene and c.sft_step)
+    branches = [Branch(c.sft_step, phases.phase_at(c.sft_step), fit_estimate(f))
+                for c, f in report.fits if c.scene == scene and c.sft_step]
+    branches += [Branch(step, phases.phase_at(step), best) for step, best in (collapsed or {}).items()]
     best = max((e for _, e in checkpoints), key=lambda e: e.value) if checkpoints else None
     return SceneEvidence(scene, n_train, difficulty, phases.L_min, phases.recommended_step, best,
                          credible_ceiling(sft_ceiling(path), best), tuple(sorted(branches, key=lambda b: b.step)))
+
+
+def collapsed_best(evals: list[tuple[int, Estimate]]) -> Estimate | None:
+    """The best evaluation (branch point included) of an RL run that collapsed too early to fit
+    (`retu.scaling.fit.detect_collapse` on its points after the branch point), else None: stopping
+    at that checkpoint is the most its RL reached.
+
+    >>> from retu.report.findings import binomial_estimate as b
+    >>> collapsed_best([(0, b(29.0, 400)), (6, b(26.0, 400)), (12, b(17.0, 400)), (18, b(16.5, 400))]).text()
+    '29.0 [24.8, 33.6] (n=400, collapsed, best checkpoint)'
+    """
+    if len(evals) < 3:
+        return None
+    y = np.array([e.value for _, e in evals[1:]])
+    if detect_collapse(np.arange(len(y), dtype=float), y) is None:
+        return None
+    best = max((e for _, e in evals), key=lambda e: e.value)
+    return Estimate(best.value, best.lo, best.hi, best.n, how="collapsed, best checkpoint")
 
 
 def credible_ceiling(ceiling: Estimate | None, best: Estimate | None) -> Estimate | None:
@@ -104,16 +129,20 @@ def seed_evidence(seed: int, sft_dirs: list[Path], rl_root: Path, report: Report
                   paradigm_dirs: dict[str, Path]) -> SeedEvidence:
     """Everything one seed measured; `sft_dirs[0]` is the primary dataset."""
     starts: dict[str, dict[int, Estimate]] = {}
+    collapsed: dict[str, dict[int, Estimate]] = {}
+    fitted = {Path(c.source).resolve() for c, _ in report.fits}
     for log in sorted(rl_root.glob("*/metrics.jsonl")):
         meta = run_start(log).get("curve") or {}
         evals = _evals(log)
         if meta.get("sft_step") and evals and evals[0][0] == 0:
             starts.setdefault(str(meta.get("scene")), {})[int(meta["sft_step"])] = evals[0][1]
+            if log.resolve() not in fitted and (best := collapsed_best(evals)) is not None:
+                collapsed.setdefault(str(meta.get("scene")), {})[int(meta["sft_step"])] = best
     base = next((fit_estimate(f) for c, f in report.fits if c.scene == "base"), None)
     paradigms = {}
     for method, run_dir in paradigm_dirs.items():
         ceiling = paradigm_curve(method, method, run_dir).ceiling
         if ceiling is not None:
             paradigms[method] = ceiling
-    scenes = tuple(scene_evidence(d, report, starts.get(d.name, {})) for d in sft_dirs)
+    scenes = tuple(scene_evidence(d, report, starts.get(d.name, {}), collapsed.get(d.name)) for d in sft_dirs)
     return SeedEvidence(seed, scenes, base, paradigms)

@@ -145,21 +145,21 @@ def test_bad_hyperparameter_values_and_missing_inputs(inputs):
         build("term", "ppo_clip", clip_ratio_c=0.5)(inputs)
     no_entropy = types.LossInputs(logprobs=inputs.logprobs, old_logprobs=inputs.old_logprobs,
                                   advantages=inputs.advantages, mask=inputs.mask)
-    with pytest.raises(RetuInputError, match="luffy.*needs LossInputs.entropy"):
+    with pytest.raises(ValueError, match="luffy.*needs LossInputs.entropy"):
         build_loss("luffy")(no_entropy)
-    with pytest.raises(RetuInputError, match="needs LossInputs.ref_logprobs"):
+    with pytest.raises(ValueError, match="needs LossInputs.ref_logprobs"):
         build("term", "grpo_clip", beta_kl=0.1)(no_entropy)
-    with pytest.raises(RetuInputError, match="total_tokens and total_demo_tokens together"):
+    with pytest.raises(ValueError, match="total_tokens and total_demo_tokens together"):
         build_loss("upt")(replace(inputs, total_tokens=10.0))
 
 
 def test_loss_inputs_validates_shapes():
     x = torch.zeros(2, 3)
-    with pytest.raises(RetuInputError, match="mask must be bool"):
+    with pytest.raises(ValueError, match="mask must be bool"):
         types.LossInputs(logprobs=x, old_logprobs=x, advantages=torch.zeros(2), mask=torch.ones(2, 3))
-    with pytest.raises(RetuInputError, match=r"advantages must have shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"advantages must have shape \(2,\)"):
         types.LossInputs(logprobs=x, old_logprobs=x, advantages=torch.zeros(3), mask=x.bool())
-    with pytest.raises(RetuInputError, match=r"old_logprobs must have shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"old_logprobs must have shape \(2, 3\)"):
         types.LossInputs(logprobs=x, old_logprobs=x[:, :2], advantages=torch.zeros(2), mask=x.bool())
     inp = types.LossInputs(logprobs=x, old_logprobs=x, advantages=torch.zeros(2), mask=x.bool())
     assert inp.is_demo.tolist() == [False, False]

@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from retu.engine.ceiling_watch import CEILING_KEYS, CeilingWatch, final_interval, past_points
+from retu.engine.ceiling_watch import CEILING_KEYS, CeilingWatch, final_interval, past_points, sibling_prior
+from retu.errors import RetuInputError
 from retu.flops import EFLOP
 from retu.metrics import JsonlLogger
+from retu.scaling.curves import read_curve_run
+from retu.scaling.fit import fit_ceiling
 from retu.scaling.forms import sigmoid_power
 
 X = np.linspace(0.0, 2.0, 11)  # EFLOPs since the branch point, step 0 first
@@ -62,3 +65,28 @@ def test_evaluations_and_final_interval_are_read_back_from_a_run(tmp_path):
         log.log("eval", step=step, flops=step * 1e16, metrics={"eval/overall": acc, **ceiling})
     assert past_points(path, 10) == [(0.0, 60.0), (5e16, 62.0), (1e17, 64.0)]
     assert final_interval(path) == (72.0, 79.0)
+
+
+def _finished_run(path, ys) -> None:
+    log = JsonlLogger(path, run_id=path.parent.name)
+    log.log("run_start", step=0, curve={"kind": "rl", "scene": "s", "sft_step": 100, "sft_eflops": 1.0})
+    for i, y in enumerate(ys):
+        log.log("eval", step=5 * i, flops=float(X[i]) * EFLOP, metrics={"eval/overall": float(y)})
+
+
+def test_a_collapsed_sibling_lends_no_shape_and_stops_nothing(tmp_path):
+    good = []
+    for i, top in enumerate((80.0, 82.0)):
+        ys = sigmoid_power(X, 60.0, top, 0.2, 2.0) + np.random.default_rng(i).normal(0.0, 0.3, X.size)
+        ys[0] = 60.0
+        good.append(tmp_path / f"g{i}" / "metrics.jsonl")
+        good[-1].parent.mkdir()
+        _finished_run(good[-1], ys)
+    collapsed = tmp_path / "c" / "metrics.jsonl"
+    collapsed.parent.mkdir()
+    _finished_run(collapsed, [29.0, 26.0, 17.0, 19.5, 16.5, 16.25, 15.5, 11.75, 10.25, 9.75, 10.5])
+    with pytest.raises(RetuInputError, match="before the collapse"):  # what the sibling's own fit says
+        fit_ceiling(*(lambda c: (c.x, c.y))(read_curve_run(collapsed)), p_start=29.0)
+    assert sibling_prior([collapsed]) is None
+    assert sibling_prior([good[0], collapsed]) is None  # one usable fit is not a prior
+    assert sibling_prior([*good, collapsed]).n_curves == 2

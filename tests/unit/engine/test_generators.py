@@ -71,20 +71,17 @@ def test_evaluate_scores_what_the_engine_answers(fake_vllm):
         evaluate(None, tokenizer, rows, samples=2, generate_fn=llm_generate_fn(FakeLLM(model="x")))
 
 
-def test_trainer_engine_gets_the_current_weights_once_per_step(fake_vllm):
+def test_trainer_engine_gets_the_trainers_current_weights_before_each_request(fake_vllm):
     from retu.engine.generators import trainer_generate_fn
 
     syncs = []
-    engine = SimpleNamespace(mode="colocate", llm=FakeLLM(model="x"),
-                             sync_weights=lambda: syncs.append(trainer.state.global_step))
+    engine = SimpleNamespace(mode="colocate", llm=FakeLLM(model="x"))
     trainer = SimpleNamespace(use_transformers_continuous_batching=False, vllm_generation=engine,
-                              state=SimpleNamespace(global_step=0), _last_loaded_step=-1)
+                              sync_vllm_weights=lambda: syncs.append(len(engine.llm.calls)))
     generate = trainer_generate_fn(trainer)
     generate(["p"], max_new_tokens=2)
     generate(["p"], max_new_tokens=2)
-    trainer.state.global_step = 4
-    generate(["p"], max_new_tokens=2)
-    assert syncs == [0, 4] and trainer._last_loaded_step == 4 and len(engine.llm.calls) == 3
+    assert syncs == [0, 1] and len(engine.llm.calls) == 2  # the trainer loads them once a step (test_rl_trainer)
 
 
 def test_open_llm_writes_built_models_out_and_removes_them(fake_vllm, tmp_path):
@@ -156,10 +153,41 @@ def test_trainer_server_engine_decodes_each_prompts_samples(fake_vllm):
     engine = SimpleNamespace(mode="server", vllm_client=SimpleNamespace(generate=client_generate),
                              sync_weights=lambda: syncs.append(1))
     trainer = SimpleNamespace(use_transformers_continuous_batching=False, vllm_generation=engine,
-                              state=SimpleNamespace(global_step=3), _last_loaded_step=-1,
-                              processing_class=tokenizer,
+                              sync_vllm_weights=engine.sync_weights, processing_class=tokenizer,
                               accelerator=SimpleNamespace(is_main_process=True, process_index=0))
     out = trainer_generate_fn(trainer, seed=5)(["p1", "p2"], max_new_tokens=6, temperature=0.5, samples=2)
     assert out == [answers[:2], answers[2:]] and syncs == [1]
     assert calls == [{"prompts": ["p1", "p2"], "n": 2, "temperature": 0.5, "top_p": 1.0, "max_tokens": 6,
                       "logprobs": None, "generation_kwargs": {"seed": 5}}]
+
+
+def test_doctests():
+    import doctest
+
+    from retu.engine import generators
+
+    result = doctest.testmod(generators)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_engine_auto_picks_vllm_with_cuda_and_vllm_paged_with_cuda_alone_hf_on_cpu():
+    from retu.engine.generators import resolve_engine
+
+    assert [resolve_engine("auto", cuda=c, vllm=v, n_expert=0) for c, v in
+            [(False, False), (False, True), (True, False), (True, True)]] == ["hf", "hf", "paged", "vllm"]
+    assert resolve_engine("hf", cuda=True, vllm=True, n_expert=0) == "hf"
+    assert resolve_engine("paged", cuda=False, vllm=False, n_expert=2) == "paged"  # runs on CPU too (test_paged.py)
+    assert resolve_engine("vllm_server", cuda=False, vllm=True, n_expert=0) == "vllm_server"
+
+
+@pytest.mark.parametrize("engine, cuda, vllm, n_expert, match", [
+    ("vllm", True, False, 0, "rollout.engine=vllm needs the vllm package, which is not installed"),
+    ("vllm_server", True, False, 0, "rollout.engine=vllm_server needs the vllm package"),
+    ("vllm", False, True, 0, "needs a CUDA GPU; set rollout.engine=hf"),
+    ("vllm_server", True, True, 1, "group_size - 1 per prompt; use rollout.engine=vllm"),
+])
+def test_engine_refusals_are_clear(engine, cuda, vllm, n_expert, match):
+    from retu.engine.generators import resolve_engine
+
+    with pytest.raises(RetuInputError, match=match):
+        resolve_engine(engine, cuda=cuda, vllm=vllm, n_expert=n_expert)

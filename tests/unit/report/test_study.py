@@ -97,6 +97,24 @@ def test_fails_and_inconclusive_are_reported_as_measured(tmp_path):
     assert f["F2"].verdict == "holds"
 
 
+def test_a_branch_that_collapsed_before_a_fit_enters_with_its_best_checkpoint(tmp_path):
+    write_layout(tmp_path, [0], ["arith"], [])
+    write_seed(tmp_path, 0)
+    adaptive = tmp_path / "seed-0" / "rl" / "arith-step100"
+    (adaptive / "metrics.jsonl").unlink()
+    log = JsonlLogger(adaptive / "metrics.jsonl", run_id=adaptive.name)
+    log.log("run_start", step=0, config={"kind": "rl"},
+            curve={"kind": "rl", "scene": "arith", "sft_step": 100, "sft_eflops": 0.1})
+    for i, y in enumerate([29.0, 26.0, 17.0, 19.5, 16.5, 16.25, 15.5, 11.75, 10.25]):  # as measured, seed 0
+        log.log("eval", step=6 * i, flops=1e17 + i * 1e17, metrics=eval_metrics(y))
+    study = build_study(tmp_path)
+    adaptive_branch = next(b for b in study.evidence[0].scenes[0].branches if b.step == 100)
+    assert adaptive_branch.phase == "Adaptive" and adaptive_branch.ceiling.value == 29.0
+    assert (adaptive_branch.ceiling.lo, adaptive_branch.ceiling.hi) == pytest.approx(wilson_interval(29.0, N_EVAL))
+    f3 = by_id(study)["F3"]
+    assert f3.verdict == "holds" and "collapsed, best checkpoint" in f3.numbers["best Adaptive A_post"].text()
+
+
 def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
     write_layout(tmp_path, [0, 1, 2], ["arith"], ["luffy", "upt"])
     for seed, top in enumerate([74.0, 76.0, 75.0]):

@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REPO_ROOT, SHARED, cli_app, needs_shared, read_jsonl, write_jsonl
-from retu.data.curate import dedup_prompts, normalise_prompt, read_prompt_set
+from retu.curation.dedup import dedup_prompts, normalise_prompt, read_prompt_set
 from retu.errors import RetuInputError
 
 BENCH_DIR = SHARED / "data" / "benchmarks"
 
 
-@pytest.mark.parametrize("name", ["retu.data.curate", "retu.data.curate_decontaminate",
-                                  "retu.data.curate_difficulty", "retu.data.curate_stats"])
+@pytest.mark.parametrize("name", ["retu.curation.dedup", "retu.curation.decontaminate",
+                                  "retu.curation.difficulty", "retu.curation.stats"])
 def test_doctests(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

@@ -10,8 +10,8 @@ whose `normalise_prompt` form equals an earlier row's). Normalisation folds case
 sentence punctuation, number formatting and LaTeX spacing, and keeps everything that changes the
 mathematics (operators, brackets, decimal points, digits).
 
-Decontamination, difficulty and statistics live in `curate_decontaminate`, `curate_difficulty` and
-`curate_stats`.
+Decontamination, difficulty and statistics live in `retu.curation.decontaminate`, `difficulty` and
+`stats`.
 """
 
 from __future__ import annotations

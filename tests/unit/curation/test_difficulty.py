@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import cli_app
-from retu.data.curate_difficulty import aggregate_win_rates, check_attempts, split_by_difficulty
+from retu.curation.difficulty import aggregate_win_rates, check_attempts, split_by_difficulty
 from retu.errors import RetuInputError
 
 

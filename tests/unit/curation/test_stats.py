@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SHARED, cli_app, needs_shared, read_jsonl
-from retu.data.curate_stats import compute_stats, count_words, format_stats_table, make_token_counter
+from retu.curation.stats import compute_stats, count_words, format_stats_table, make_token_counter
 from retu.engine.tokenizer import build_tokenizer
 from retu.errors import RetuInputError
 

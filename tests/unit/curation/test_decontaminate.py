@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import SHARED, cli_app, needs_shared
-from retu.data import curate_decontaminate as dc
+from retu.curation import decontaminate as dc
 from retu.errors import RetuInputError
 
 BENCH_DIR = SHARED / "data" / "benchmarks"
