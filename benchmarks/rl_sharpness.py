@@ -27,6 +27,7 @@ import random
 import torch
 
 from retu.engine.models import load_model
+from retu.errors import RetuInputError
 from retu.eval import evaluate, render_prompts
 from retu.rewards.extract import extract_boxed
 from retu.tasks.arith import make_splits
@@ -93,4 +94,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RetuInputError as exc:
+        raise SystemExit(f"rl_sharpness: error: {exc}") from None

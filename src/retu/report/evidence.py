@@ -27,7 +27,7 @@ from retu.report.findings import (
 )
 from retu.report.paradigms import fit_paradigm, paradigm_curve
 from retu.scaling.curves import read_curve_run
-from retu.scaling.fit import detect_collapse
+from retu.scaling.fit import FitOptions, detect_collapse
 
 def eval_estimate(metrics: dict) -> Estimate | None:
     """An eval record's overall accuracy with its 95% interval (`retu.intervals.eval_interval`)."""
@@ -106,7 +106,9 @@ def collapsed_best(evals: list[tuple[int, Estimate]]) -> Estimate | None:
     if len(evals) < 3:
         return None
     y = np.array([e.value for _, e in evals[1:]])
-    if detect_collapse(np.arange(len(y), dtype=float), y) is None:
+    opts = FitOptions()  # the fit's own collapse rule, so a branch is "collapsed" here exactly when the fit says so
+    if detect_collapse(np.arange(len(y), dtype=float), y, drop=opts.collapse_drop, min_points=opts.collapse_points,
+                       crash_frac=opts.crash_frac) is None:
         return None
     best = max((e for _, e in evals), key=lambda e: e.value)
     return Estimate(best.value, best.lo, best.hi, best.n, how="collapsed, best checkpoint")
