@@ -23,7 +23,8 @@ from functools import partial
 from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
-from retu.config import RunCfg, read_top_level
+from retu.config import RunCfg
+from retu.config_loader import read_top_level
 from retu.errors import RetuInputError
 from retu.report.paradigms import Paradigm, paradigm_curve
 from retu.stages import DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, stage_config

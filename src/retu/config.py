@@ -1,21 +1,25 @@
-"""Run configuration: frozen dataclass sections, YAML loading, `a.b=value` overrides, validation.
+"""Run configuration: frozen dataclass sections, their rules, and `load_config`.
 
-Each field's `metadata["help"]` is its only documentation. Unknown keys, wrong types and broken
-cross-field invariants raise RetuInputError naming the file and the key (and listing valid keys)
-before anything trains.
+Each field's `metadata["help"]` is its only documentation. Every rule that reads only config values
+is here: a section checks its own fields (`__post_init__`), `RunCfg` the rules across sections of its
+kind (`check_sft`, `check_rl`). Unknown keys, wrong types and broken rules raise RetuInputError
+naming the file and the key (and listing valid keys) before anything trains; reading YAML and
+overrides is `retu.config_loader`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from retu.errors import RetuInputError, read_text
+from retu.config_loader import build_dataclass, parse_overrides, read_yaml, set_path
+from retu.errors import RetuInputError
+
+ARITH = "arith"  # data.train / val / eval: the embedded task (retu.tasks.arith) instead of a file
+REPORT_TO = ("none", "tensorboard", "wandb")  # log.report_to (retu.engine.run.MIRRORS implements each)
 
 
 def _f(default, help: str, **kw):  # noqa: A002 - mirrors dataclasses.field's metadata usage
@@ -59,7 +63,7 @@ def _at_least(section: str, minimum: float, **values: float) -> None:
 class DataCfg:
     """Where problems and expert trajectories come from; see each field's help."""
 
-    train: str = _f("arith", "training set: 'arith' (embedded task) or a JSONL path")
+    train: str = _f(ARITH, "training set: 'arith' (embedded task) or a JSONL path")
     val: str | None = _f(None, "SFT validation set of expert trajectories (JSONL); 'arith' builds one")
     eval: str | None = _f(None, "held-out problems for periodic evaluation (JSONL); 'arith' builds one")
     arith_n_train: int = _f(5000, "embedded task: training problems")
@@ -97,7 +101,8 @@ class OptimCfg:
     grad_clip: float = _f(1.0, "gradient-norm clip")
     max_steps: int = _f(1000, "optimizer steps")
     batch_size: int = _f(32, "sequences (SFT) or prompts (RL) per optimizer step")
-    grad_accum: int = _f(1, "micro-batches per optimizer step (batch_size must divide by it)")
+    grad_accum: int = _f(1, "micro-batches per optimizer step (SFT: batch_size must divide by it; RL: batch_size "
+                             "x rollout.group_size)")
     skip_grad_norm: float = _f(0.0, "RL: skip an update whose pre-clip gradient norm is non-finite or above "
                                "this (0 = never; UPT's Qwen script: 80); needs grad_clip > 0")
     gradient_checkpointing: bool | None = _f(None, "recompute activations in the backward pass (less memory, more "
@@ -120,9 +125,6 @@ class OptimCfg:
         if self.skip_grad_norm < 0 or (self.skip_grad_norm and not self.grad_clip):
             raise RetuInputError(f"optim.skip_grad_norm ({self.skip_grad_norm}) must be >= 0 and needs "
                                  f"optim.grad_clip > 0 (the norm is measured by the clip)")
-        if self.batch_size % self.grad_accum:
-            raise RetuInputError(f"optim.batch_size ({self.batch_size}) must be divisible by optim.grad_accum "
-                                 f"({self.grad_accum})")
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ class RolloutCfg:
             raise RetuInputError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
         _at_least("rollout", 1, updates_per_batch=self.updates_per_batch)
         _at_least("rollout", 0, n_expert=self.n_expert, max_gen_rounds=self.max_gen_rounds)
+        if self.gen_batch is not None:
+            _at_least("rollout", 1, gen_batch=self.gen_batch)
         if self.on_exhausted not in ("error", "partial"):
             raise RetuInputError(f"rollout.on_exhausted must be 'error' or 'partial', got '{self.on_exhausted}'")
         if self.engine not in ("auto", "hf", "paged", "vllm", "vllm_server"):
@@ -184,10 +188,32 @@ class RolloutCfg:
 
 @dataclass(frozen=True)
 class LossCfg:
-    """Which algorithm (a retu.algos preset) and overrides of its hyperparameters."""
+    """Which algorithm (a retu.algos preset), the parts of it replaced and its hyperparameters overridden."""
 
     algo: str = _f("dapo_dc", "grpo, dapo_d, dapo_dc, luffy, srft or upt")
-    kwargs: dict = _f({}, "overrides of the preset's loss hyperparameters, e.g. {eps_high: 0.3}")
+    advantage: str | None = _f(None, "advantage estimator replacing the preset's (`retu list`: advantage); null = "
+                               "the preset's")
+    term: str | None = _f(None, "per-token loss term replacing the preset's (`retu list`: term; grpo, dapo_d and "
+                          "dapo_dc only), from its own default hyperparameters; null = the preset's")
+    aggregation: str | None = _f(None, "loss aggregation replacing the preset's (`retu list`: aggregation; grpo, "
+                                 "dapo_d and dapo_dc only), as verl's loss_agg_mode; null = the preset's")
+    kwargs: dict = _f({}, "overrides of the loss hyperparameters (the preset's, or a replaced term's own defaults), "
+                          "e.g. {eps_high: 0.3}")
+
+    def __post_init__(self):
+        named = {"advantage": self.advantage, "term": self.term, "aggregation": self.aggregation}
+        if all(name is None for name in named.values()):
+            return  # nothing to look up (the registry loads torch); loss.algo is checked with the RL rules
+        from retu.algos.registry import ALGORITHMS, REGISTRY
+
+        for key, name in named.items():
+            if name is not None and name not in REGISTRY[key]:
+                raise RetuInputError(f"loss.{key} must be one of {', '.join(REGISTRY[key])}, got '{name}'")
+        preset = ALGORITHMS.get(self.algo)
+        if preset is not None and preset.agg is None and (self.term or self.aggregation):
+            pairs = ", ".join(name for name, p in ALGORITHMS.items() if p.agg is not None)
+            raise RetuInputError(f"loss.term and loss.aggregation replace parts of {pairs}; loss.algo={self.algo} "
+                                 "aggregates itself (set them to null; its normaliser is loss.kwargs.norm)")
 
 
 @dataclass(frozen=True)
@@ -218,6 +244,8 @@ class LogCfg:
     def __post_init__(self):
         _at_least("log", 1, log_every=self.log_every)
         _at_least("log", 0, save_every=self.save_every, keep_checkpoints=self.keep_checkpoints)
+        if self.report_to not in REPORT_TO:
+            raise RetuInputError(f"log.report_to must be one of {', '.join(REPORT_TO)}, got '{self.report_to}'")
 
 
 @dataclass(frozen=True)
@@ -236,106 +264,74 @@ class RunCfg:
     log: LogCfg = field(default_factory=LogCfg, metadata={"help": "logging section"})
 
     def __post_init__(self):
-        if self.kind not in ("sft", "rl"):
+        if self.kind not in KIND_RULES:
             raise RetuInputError(f"kind must be 'sft' or 'rl', got '{self.kind}'")
-        if self.kind == "sft" and self.optim.skip_grad_norm:
-            raise RetuInputError("optim.skip_grad_norm applies to RL runs only (UPT's update skip); set it to 0")
-        if self.kind == "rl" and (self.optim.batch_size * self.rollout.group_size) % self.optim.grad_accum:
-            raise RetuInputError(f"RL rows per step (optim.batch_size x rollout.group_size = "
-                                 f"{self.optim.batch_size * self.rollout.group_size}) must be divisible by "
-                                 f"optim.grad_accum ({self.optim.grad_accum})")
+        KIND_RULES[self.kind](self)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rules across sections: each run kind checks what it reads (an SFT run never reads data.eval, nor an
+# RL run data.val). Rules that need the machine (processes, packages, files, tokenizer) stay with
+# the command that meets them.
+
+
+def is_arith_split(source: str | None, train: str) -> bool:
+    """Whether data.val / data.eval (`source`) reads the embedded task's split (retu.engine.datasets)."""
+    return source == ARITH or (source is None and train == ARITH)
+
+
+def check_sft(cfg: RunCfg) -> None:
+    """The rules of an SFT run; raise RetuInputError on the first broken one."""
+    o, d = cfg.optim, cfg.data
+    if o.skip_grad_norm:
+        raise RetuInputError("optim.skip_grad_norm applies to RL runs only (UPT's update skip); set it to 0")
+    if o.batch_size % o.grad_accum:
+        raise RetuInputError(f"optim.batch_size ({o.batch_size}) must be divisible by optim.grad_accum "
+                             f"({o.grad_accum})")
+    if d.val is None and d.train != ARITH:
+        raise RetuInputError("data.val is empty: SFT needs held-out expert trajectories for its validation loss "
+                             "(a JSONL path, or 'arith')")
+    if is_arith_split(d.val, d.train) and not d.arith_n_val:
+        raise RetuInputError("data.arith_n_val must be >= 1: SFT needs held-out expert trajectories for its "
+                             "validation loss")
+
+
+def check_rl(cfg: RunCfg) -> None:
+    """The rules of an RL run; raise RetuInputError on the first broken one.
+
+    Builds the loss with retu.algos.registry (which loads torch; an RL run needs it anyway), so an
+    unknown name or kwarg of the loss section fails here.
+    """
+    from retu.algos.registry import ALGORITHMS, build_algorithm, resolve_preset
+
+    o, r, d, loss = cfg.optim, cfg.rollout, cfg.data, cfg.loss
+    if (o.batch_size * r.group_size) % o.grad_accum:
+        raise RetuInputError(f"RL rows per step (optim.batch_size x rollout.group_size = "
+                             f"{o.batch_size * r.group_size}) must be divisible by optim.grad_accum ({o.grad_accum})")
+    if d.eval is None and d.train != ARITH:
+        raise RetuInputError("RL needs a held-out evaluation set: set data.eval (a JSONL path or 'arith')")
+    if is_arith_split(d.eval, d.train) and not d.arith_n_eval:
+        raise RetuInputError("data.arith_n_eval must be >= 1: RL needs a held-out evaluation set")
+    if loss.algo not in ALGORITHMS:
+        raise RetuInputError(f"loss.algo must be one of {', '.join(ALGORITHMS)}, got '{loss.algo}'")
+    preset = resolve_preset(loss.algo, advantage=loss.advantage, term=loss.term, agg=loss.aggregation)
+    try:
+        build_algorithm(loss.algo, preset, **loss.kwargs)  # kwargs must be the term's (or method's) own
+    except RetuInputError as exc:
+        raise RetuInputError(f"loss.kwargs: {exc}") from None
+    if preset.sampling.demos_per_group and r.n_expert >= r.group_size:
+        raise RetuInputError(f"rollout.n_expert ({r.n_expert}) must be < rollout.group_size ({r.group_size}) "
+                             "so each group keeps at least one rollout")
+    if {**preset.kwargs, **loss.kwargs}.get("beta_kl", 0.0):
+        raise RetuInputError("loss.kwargs.beta_kl: a KL penalty needs reference log-probs, which retu rl does not "
+                             "compute yet; set it to 0 (as every RETU run)")
+
+
+KIND_RULES = {"sft": check_sft, "rl": check_rl}  # RunCfg.kind -> its rules
 
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
-
-
-def _coerce(value, hint, key: str, src: str):
-    """Check (and gently convert) a YAML/CLI value against a field's type hint."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        origin = typing.get_origin(hint)
-    if hint is float and isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        except ValueError:
-            pass
-    if hint is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    expected = origin or hint
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise RetuInputError(f"{src}: '{key}' must be {expected.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls, raw: dict, prefix: str, src: str):
-    if not isinstance(raw, dict):
-        raise RetuInputError(f"{src}: '{prefix.rstrip('.') or 'config'}' must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise RetuInputError(f"{src}: unknown key '{prefix}{unknown[0]}'; valid keys: {', '.join(prefix + n for n in names)}")
-    kwargs = {}
-    for name, value in raw.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.", src)
-        else:
-            kwargs[name] = _coerce(value, hint, prefix + name, src)
-    return cls(**kwargs)
-
-
-def _set_path(raw: dict, dotted: str, value) -> None:
-    node = raw
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise RetuInputError(f"override '{dotted}': '{p}' is not a section")
-    node[parts[-1]] = value
-
-
-def read_yaml(path: Path):
-    """A YAML file's data ({} when empty); bad YAML raises one line naming the file and line.
-
-    Raises:
-        RetuInputError: the file is not UTF-8 or not valid YAML (tags such as !!python/object included).
-    """
-    text = read_text(path)
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RetuInputError(f"{path}{line}: not valid YAML ({exc.problem or exc.context})") from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
-        line = text[:exc.position].count("\n") + 1
-        raise RetuInputError(f"{path}:{line}: not valid YAML (control character {exc.character!r} at byte "
-                             f"{exc.position})") from None
-    except yaml.YAMLError as exc:
-        raise RetuInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-
-
-def _parse_value(text: str, item: str):
-    try:
-        return yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        raise RetuInputError(f"override '{item}': the value is not valid YAML (quote it)") from None
-
-
-def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
-    """`a.b=value` strings -> (key, YAML-parsed value); a malformed one names itself."""
-    out = []
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise RetuInputError(f"override '{item}' must look like key=value (e.g. optim.lr=1e-4)")
-        out.append((key.strip(), _parse_value(text, item)))
-    return out
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), **fixed) -> RunCfg:
@@ -351,10 +347,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), **fix
         if not isinstance(raw, dict):
             raise RetuInputError(f"{p}: a run config must be a mapping of keys")
     for key, value in parse_overrides(list(overrides)):
-        _set_path(raw, key, value)
+        set_path(raw, key, value)
     raw.update(fixed)
     try:
-        return _build(RunCfg, raw, "", src)
+        return build_dataclass(RunCfg, raw, "", src)
     except RetuInputError as exc:
         if str(exc).startswith(src):
             raise
@@ -389,28 +385,3 @@ def save_config(cfg: RunCfg, path: str | Path) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
     tmp.replace(path)
-
-
-def read_top_level(cls, path: str | Path | None, overrides: list[str], *, what: str) -> dict:
-    """Keyword arguments of an orchestration dataclass (pipeline, compare) from YAML and key=value overrides.
-
-    Unknown keys name the file and list the valid ones; list values of tuple fields become tuples.
-    The caller checks and builds `cls(**raw)`.
-    """
-    raw: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise RetuInputError(f"{p}: {what} config not found")
-        raw = read_yaml(p)
-        if not isinstance(raw, dict):
-            raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
-    raw.update(parse_overrides(list(overrides)))
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(valid))
-    if unknown:
-        raise RetuInputError(f"{path or what}: unknown key '{unknown[0]}'; valid keys: {', '.join(valid)}")
-    for f in dataclasses.fields(cls):
-        if f.name in raw and isinstance(f.default, tuple) and isinstance(raw[f.name], list | type(None)):
-            raw[f.name] = tuple(raw[f.name] or ())
-    return raw

@@ -34,7 +34,8 @@ from functools import partial
 from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
-from retu.config import RunCfg, read_top_level
+from retu.config import RunCfg
+from retu.config_loader import read_top_level
 from retu.engine.ceiling_watch import final_interval, sibling_prior
 from retu.errors import RetuInputError
 from retu.metrics import run_end_status

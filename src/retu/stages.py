@@ -48,12 +48,14 @@ def stage_config(path: str | None, defaults: list[str], overrides: list[str]) ->
 def method_config(path: str | None, overrides: list[str], algo: str, extra: list[str]) -> RunCfg:
     """An RL stage of algorithm `algo` on the shared RL config (`path`, else the embedded default).
 
-    The shared config's `loss.kwargs` belong to its own algorithm; another algorithm starts from its
-    preset's defaults. `extra` (the stage's own overrides) comes last.
+    The shared config's `loss.kwargs` and replaced parts (`loss.advantage`, `loss.term`,
+    `loss.aggregation`) belong to its own algorithm; another algorithm starts from its preset.
+    `extra` (the stage's own overrides) comes last.
     """
     shared = stage_config(path, DEFAULT_RL, list(overrides))
-    kwargs = [] if shared.loss.algo == algo else ["loss.kwargs={}"]
-    return stage_config(path, DEFAULT_RL, [*overrides, f"loss.algo={algo}", *kwargs, *extra])
+    own = [] if shared.loss.algo == algo else [
+        "loss.kwargs={}", "loss.advantage=null", "loss.term=null", "loss.aggregation=null"]
+    return stage_config(path, DEFAULT_RL, [*overrides, f"loss.algo={algo}", *own, *extra])
 
 
 def _value(cfg: RunCfg, dotted: str):

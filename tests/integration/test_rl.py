@@ -193,7 +193,7 @@ def test_rl_resume_after_kill_has_no_duplicate_records(tmp_path, warm_model, alg
     ("rows_per_step", "divisible by optim.grad_accum"),
     ("trl_group", "TRL rejected the RL settings: .*at least 2 generations"),
     ("kl", "beta_kl: a KL penalty needs reference log-probs"),
-    ("algo", "unknown algorithm 'ppo'"),
+    ("algo", r"loss\.algo must be one of grpo, .*, got 'ppo'"),
 ])
 def test_rl_bad_input_is_refused_before_training(tmp_path, warm_model, case, match):
     from retu.engine.rl import run_rl

@@ -203,10 +203,10 @@ def test_bad_input_exits_2_with_one_line_before_anything_is_written(config_path,
     (tmp_path / "bad.jsonl").write_text('{"problem": "Compute 1+1.", "answer": "2", "solution": "1+1=2"}\n'
                                         '{"problem": "Compute 1+2.", "answer": "3"}\n')
     (tmp_path / "notamodel").mkdir()
-    override = {"row": f"data.train={tmp_path / 'bad.jsonl'}", "key": "optim.lrr=1",
-                "model": f"model.name_or_path={tmp_path / 'notamodel'}"}[case]
+    override = {"row": [f"data.train={tmp_path / 'bad.jsonl'}", "data.val=arith"], "key": ["optim.lrr=1"],
+                "model": [f"model.name_or_path={tmp_path / 'notamodel'}"]}[case]
     run_dir = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", ["retu", *_retu_sft(config_path, run_dir)[3:], override])
+    monkeypatch.setattr(sys, "argv", ["retu", *_retu_sft(config_path, run_dir)[3:], *override])
     with pytest.raises(SystemExit) as exit_info:
         main()
     err = capsys.readouterr().err.strip()

@@ -109,6 +109,21 @@ def files(tmp_path):
     (("rl", "configs/tiny/rl_dapo_dc.yaml", "rollout.top_p=1.5"), r"rollout\.top_p must be in \(0, 1\], got 1\.5$"),
     (("rl", "configs/tiny/rl_dapo_dc.yaml", "rollout.updates_per_batch=0"), r"rollout\.updates_per_batch must be >= 1"),
     (("sft", "configs/tiny/sft.yaml", "optim"), r"override 'optim' must look like key=value"),
+    # rules across sections fail at load, before the command reads a file (issue 13)
+    (("sft", "configs/tiny/sft.yaml", "data.val=null", "data.train=rows.jsonl"),
+     CFG_AT + r"data\.val is empty: SFT needs held-out expert trajectories for its validation loss "
+              r"\(a JSONL path, or 'arith'\)$"),
+    (("sft", "configs/tiny/sft.yaml", "log.report_to=mlflow"),
+     CFG_AT + r"log\.report_to must be one of none, tensorboard, wandb, got 'mlflow'$"),
+    (("rl", "configs/tiny/rl_luffy.yaml", "rollout.n_expert=8"),
+     r"^configs/tiny/rl_luffy\.yaml: rollout\.n_expert \(8\) must be < rollout\.group_size \(8\) so each group "
+     r"keeps at least one rollout$"),
+    (("rl", "configs/tiny/rl_dapo_dc.yaml", "data.eval=null", "data.train=rows.jsonl"),
+     r"^configs/tiny/rl_dapo_dc\.yaml: RL needs a held-out evaluation set: set data\.eval \(a JSONL path or "
+     r"'arith'\)$"),
+    (("rl", "configs/tiny/rl_dapo_dc.yaml", "loss.aggregation=seq_mean"),
+     r"^configs/tiny/rl_dapo_dc\.yaml: loss\.aggregation must be one of token_mean, seq_mean_token_mean, "
+     r"sum_over_lmax, got 'seq_mean'$"),
     # the shared training options parse on every training verb; the error is the config's, not the option's
     (("rl", "missing.yaml", "--no-progress"), r"missing\.yaml: config file not found"),
     (("pipeline", "missing.yaml", "--no-progress"), r"missing\.yaml"),

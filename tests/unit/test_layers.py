@@ -34,6 +34,23 @@ def test_a_layer_imports_nothing_above_it(package):
     assert found == []
 
 
+# module -> imports it must never make: the config reads values only (what needs the machine stays in
+# the engine), and only RL's rules look the presets up in retu.algos
+MODULE_FORBIDDEN = {
+    "config_loader.py": ("torch", "transformers", "trl", "retu.config", "retu.algos", "retu.engine"),
+    "config.py": ("torch", "transformers", "trl", "retu.engine", "retu.eval", "retu.data", "retu.stages",
+                  "retu.pipeline", "retu.compare"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_FORBIDDEN))
+def test_the_config_imports_nothing_above_it(module):
+    found = [name for name in imports_of(SRC / module)
+             if any(name == f or name.startswith(f + ".") for f in MODULE_FORBIDDEN[module])]
+    assert found == []
+    assert "retu.algos.registry" in imports_of(SRC / "config.py")  # the check reads the real files
+
+
 def test_the_check_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from retu.engine.models import load_model\n    import torch\n")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from retu.config import load_config, read_yaml
+from retu.config import load_config
+from retu.config_loader import read_yaml
 from retu.errors import RetuInputError
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "retu"

@@ -101,10 +101,13 @@ def test_compare_defaults_build_one_run_per_method(tmp_path):
 def test_compare_resets_the_shared_configs_loss_kwargs_for_other_methods(tmp_path):
     from retu.compare import load_compare_config, rl_run_config
 
-    (tmp_path / "rl.yaml").write_text("kind: rl\nloss: {algo: dapo_dc, kwargs: {eps_high: 0.3}}\n")
+    (tmp_path / "rl.yaml").write_text("kind: rl\nloss: {algo: dapo_dc, advantage: grpo_no_std, "
+                                      "aggregation: seq_mean_token_mean, kwargs: {eps_high: 0.3}}\n")
     c = load_compare_config(None, [f"rl_config={tmp_path / 'rl.yaml'}"])
-    assert rl_run_config(c, "dapo_dc", "base:1m").loss.kwargs == {"eps_high": 0.3}
-    assert rl_run_config(c, "luffy", "base:1m").loss.kwargs == {}
+    dapo, luffy = rl_run_config(c, "dapo_dc", "base:1m").loss, rl_run_config(c, "luffy", "base:1m").loss
+    assert (dapo.advantage, dapo.aggregation, dapo.kwargs) == ("grpo_no_std", "seq_mean_token_mean", {"eps_high": 0.3})
+    # The replaced parts belong to dapo_dc too (a method takes no aggregation): LUFFY starts from its preset.
+    assert (luffy.algo, luffy.advantage, luffy.aggregation, luffy.kwargs) == ("luffy", None, None, {})
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -26,7 +26,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from retu.algos import advantages, aggregation, hybrid, policy, sft
@@ -243,22 +243,54 @@ class Algorithm:
     preset: Preset
 
 
-def build_algorithm(name: str, **kwargs: object) -> Algorithm:
-    """Build a preset from ALGORITHMS, with `kwargs` overriding its loss hyperparameters.
+def resolve_preset(name: str, *, advantage: str | None = None, term: str | None = None,
+                   agg: str | None = None) -> Preset:
+    """A preset of ALGORITHMS with its advantage, term or aggregation replaced (None keeps the preset's).
+
+    The preset's kwargs are its term's hyperparameters: a replaced term starts from its own signature
+    defaults. The names are checked when the preset is built (`build_algorithm`).
+
+    Args:
+        name: One of ALGORITHMS.
+        advantage, term, agg: Keys into ADVANTAGES, TERMS and AGGREGATIONS (as verl's `adv_estimator`,
+            policy loss and `loss_agg_mode`), or None.
+
+    Returns:
+        The Preset, sampling flags unchanged.
+
+    Raises:
+        RetuInputError: Unknown algorithm name (lists the valid ones).
+
+    >>> p = resolve_preset("dapo_dc", agg="seq_mean_token_mean")
+    >>> p.advantage, p.term, p.agg, dict(p.kwargs)["eps_high"], p.sampling.dynamic_sampling
+    ('grpo', 'dapo_clip', 'seq_mean_token_mean', 0.28, True)
+    >>> dict(resolve_preset("dapo_dc", term="grpo_clip").kwargs)
+    {}
+    """
+    if name not in ALGORITHMS:
+        raise RetuInputError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
+    preset = ALGORITHMS[name]
+    kwargs = preset.kwargs if term in (None, preset.term) else _frozen()
+    return replace(preset, advantage=advantage or preset.advantage, term=term or preset.term,
+                   agg=agg or preset.agg, kwargs=kwargs)
+
+
+def build_algorithm(name: str, preset: Preset | None = None, /, **kwargs: object) -> Algorithm:
+    """Build a preset of ALGORITHMS, with `kwargs` overriding its loss hyperparameters.
 
     Args:
         name: One of ALGORITHMS ("grpo", "dapo_d", "dapo_dc", "luffy", "srft", "upt").
+        preset: The preset to build under that name (`resolve_preset`); None = ALGORITHMS[name].
         **kwargs: Loss hyperparameters overriding the preset's.
 
     Returns:
         Algorithm with advantage and loss callables.
 
     Raises:
-        RetuInputError: Unknown algorithm name (lists the valid ones) or kwarg.
+        RetuInputError: Unknown algorithm, variant or kwarg name (lists the valid ones), or a term
+            without an aggregation (and vice versa).
     """
-    if name not in ALGORITHMS:
-        raise RetuInputError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
-    preset = ALGORITHMS[name]
+    preset = resolve_preset(name) if preset is None else preset
     loss = build_loss(preset.term, preset.agg, **{**preset.kwargs, **kwargs})
     return Algorithm(name, build("advantage", preset.advantage), loss, preset.sampling, preset)
 
@@ -295,4 +327,4 @@ def list_variants() -> list[VariantRow]:
 
 __all__ = ["ADVANTAGES", "AGGREGATIONS", "ALGORITHMS", "METHODS", "REGISTRY", "TERMS", "Algorithm", "LossFn",
            "Preset", "Sampling", "Variant", "VariantRow", "build", "build_algorithm", "build_loss",
-           "get_hyperparameters", "list_variants"]
+           "get_hyperparameters", "list_variants", "resolve_preset"]

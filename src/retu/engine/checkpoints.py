@@ -62,7 +62,8 @@ def recorded_eval(checkpoint: str | os.PathLike, config: dict) -> dict | None:
     An RL branch from an SFT checkpoint starts with this evaluation instead of repeating it, so every
     problem is evaluated once per checkpoint.
     """
-    from retu.config import EVAL_KEYS, config_value, read_yaml
+    from retu.config import EVAL_KEYS, config_value
+    from retu.config_loader import read_yaml
     from retu.metrics import read_records
 
     path = Path(checkpoint)

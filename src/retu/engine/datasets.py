@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from retu.config import DataCfg
+from retu.config import ARITH, DataCfg, is_arith_split
 from retu.data.chat import build_messages
 from retu.data.io import read_problems
 from retu.errors import RetuInputError
 from retu.tasks.arith import make_splits
-
-ARITH = "arith"
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def load_problem_sets(data: DataCfg, *, require_solution: bool) -> ProblemSets:
     arith = arith_splits(data) if uses_arith else {}
 
     def pick(source: str | None, split: str, needs_solution: bool) -> list[dict]:
-        if source == ARITH or (source is None and data.train == ARITH):
+        if is_arith_split(source, data.train):
             return arith[split]
         if source is None:
             return []

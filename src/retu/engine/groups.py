@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from retu.algos.advantages import dapo_keep_groups, upt_route
-from retu.errors import RetuInputError, RunStopped
+from retu.errors import RunStopped
 
 
 class RolloutExhaustedError(RunStopped):
@@ -203,10 +203,11 @@ class GroupAccumulator:
     gen_lens: list[int] = field(default_factory=list)
 
     def __post_init__(self):
+        # The config refuses these values (RolloutCfg, OptimCfg); here they would be a caller's bug.
         if self.on_exhausted not in ("error", "partial"):
-            raise RetuInputError(f"on_exhausted must be 'error' or 'partial', got {self.on_exhausted!r}")
+            raise ValueError(f"on_exhausted must be 'error' or 'partial', got {self.on_exhausted!r}")
         if self.target < 1 or self.max_rounds < 0:
-            raise RetuInputError(f"need target >= 1 and max_rounds >= 0, got {self.target}, {self.max_rounds}")
+            raise ValueError(f"need target >= 1 and max_rounds >= 0, got {self.target}, {self.max_rounds}")
 
     def add_round(self, groups: Sequence[Group]) -> None:
         """Add one generation round's groups (kept in order)."""

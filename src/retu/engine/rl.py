@@ -54,8 +54,8 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig
 
-from retu.algos.registry import build_algorithm
-from retu.config import RunCfg, to_dict
+from retu.algos.registry import Algorithm, build_algorithm, resolve_preset
+from retu.config import LossCfg, RunCfg, to_dict
 from retu.data.chat import build_messages
 from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
@@ -126,15 +126,10 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
             not a model, a batch TRL cannot split into groups.
     """
     # 1. Check every input before anything is written.
-    algorithm = build_algorithm(cfg.loss.algo, **cfg.loss.kwargs)
-    if {**algorithm.preset.kwargs, **cfg.loss.kwargs}.get("beta_kl", 0.0):
-        raise RetuInputError("loss.kwargs.beta_kl: a KL penalty needs reference log-probs, which retu rl does not "
-                             "compute yet; set it to 0 (as every RETU run)")
+    algorithm = build_run_algorithm(cfg.loss)  # the config's own rules (retu.config.check_rl) already hold
     plan = plan_step(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
     needs_expert = plan.n_expert > 0 or plan.upt_gate is not None
     sets = load_problem_sets(cfg.data, require_solution=needs_expert)
-    if not sets.eval:
-        raise RetuInputError("RL needs a held-out evaluation set: set data.eval (a JSONL path or 'arith')")
     check_answers(sets.train, cfg.data.train)
     check_answers(sets.eval, cfg.data.eval or cfg.data.train)
     model, tokenizer = load_model(cfg.model.name_or_path, dtype=DTYPES[cfg.model.dtype], seed=cfg.model.seed)
@@ -214,6 +209,17 @@ def _finish(ctx: RunContext, ledger: ComputeLedger | None, step: int, eval_metri
 
 # ---------------------------------------------------------------------------------------------------
 # Inputs
+
+
+def build_run_algorithm(loss: LossCfg) -> Algorithm:
+    """What a run trains with: the preset `loss.algo`, its parts replaced by `loss.advantage`, `loss.term`
+    and `loss.aggregation` (`registry.resolve_preset`), its hyperparameters overridden by `loss.kwargs`.
+
+    Raises:
+        RetuInputError: A kwarg the term or method does not take, or a value outside its choices.
+    """
+    preset = resolve_preset(loss.algo, advantage=loss.advantage, term=loss.term, agg=loss.aggregation)
+    return build_algorithm(loss.algo, preset, **loss.kwargs)
 
 
 def check_answers(rows: list[dict], source: str) -> None:

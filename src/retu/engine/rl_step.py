@@ -97,14 +97,12 @@ class StepPlan:
 
 
 def plan_step(sampling: Sampling, rollout: RolloutCfg, batch_prompts: int, seed: int) -> StepPlan:
-    """The step's plan: which mechanisms run (the preset) at which sizes (the config).
+    """The step's plan: which mechanisms run (the preset) at which sizes (the config, whose rules in
+    `retu.config.check_rl` leave a rollout in each group and a prompt in each generation round).
 
     Args:
         batch_prompts: Prompts per training batch (optim.batch_size).
         seed: Run seed.
-
-    Raises:
-        RetuInputError: Expert rows that leave no rollout in a group, or an empty generation round.
 
     >>> from retu.algos.registry import ALGORITHMS
     >>> p = plan_step(ALGORITHMS["dapo_dc"].sampling, RolloutCfg(), 8, 0)
@@ -112,13 +110,8 @@ def plan_step(sampling: Sampling, rollout: RolloutCfg, batch_prompts: int, seed:
     (16, True, 10, 0, None)
     """
     n_expert = rollout.n_expert if sampling.demos_per_group > 0 else 0
-    if n_expert >= rollout.group_size:
-        raise RetuInputError(f"rollout.n_expert ({n_expert}) must be < rollout.group_size ({rollout.group_size}) "
-                             "so each group keeps at least one rollout")
     dynamic = sampling.dynamic_sampling
     gen_batch = (rollout.gen_batch or 2 * batch_prompts) if dynamic else batch_prompts
-    if gen_batch < 1:
-        raise RetuInputError(f"rollout.gen_batch must be >= 1, got {gen_batch}")
     return StepPlan(
         group_size=rollout.group_size, batch_prompts=batch_prompts, gen_batch=gen_batch, filter_groups=dynamic,
         max_rounds=rollout.max_gen_rounds if dynamic else 1, on_exhausted=rollout.on_exhausted,

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import yaml
 
-from retu.config import OptimCfg, RunCfg, read_yaml, save_config, to_dict
+from retu.config import OptimCfg, RunCfg, save_config, to_dict
+from retu.config_loader import read_yaml
 from retu.engine.checkpoints import clear_staging, latest_checkpoint, read_state, step_of
 from retu.errors import RetuInputError
 from retu.metrics import JsonlLogger
@@ -207,7 +208,7 @@ def _wandb_mirror(cfg: RunCfg, run_dir: Path) -> tuple:
     return (lambda kind, step, metrics: run.log(metrics, step=step) if step is not None else None,)
 
 
-MIRRORS = {"none": _no_mirrors, "tensorboard": _tensorboard_mirror, "wandb": _wandb_mirror}
+MIRRORS = {"none": _no_mirrors, "tensorboard": _tensorboard_mirror, "wandb": _wandb_mirror}  # retu.config.REPORT_TO
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -258,10 +259,8 @@ def start_run(cfg: RunCfg, *, curve: dict | None = None) -> RunContext:
         The RunContext; `resume_from` is None on a fresh start.
 
     Raises:
-        RetuInputError: unknown `log.report_to`, or a run directory holding another config.
+        RetuInputError: a run directory holding another config (or wandb asked for and not installed).
     """
-    if cfg.log.report_to not in MIRRORS:
-        raise RetuInputError(f"log.report_to must be one of {', '.join(MIRRORS)}, got '{cfg.log.report_to}'")
     run_dir, main = Path(cfg.log.run_dir), is_main_process()
     if not check_run_dir(run_dir, cfg) and main:
         save_config(cfg, run_dir / "config.yaml")

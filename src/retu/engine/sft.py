@@ -62,7 +62,8 @@ from retu.phases import detect_phases
 
 
 def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
-    """Validate the SFT-specific settings and read the rows; raise RetuInputError on the first problem."""
+    """Check what the config's own rules (`retu.config.check_sft`) cannot see (the command, the processes,
+    the run directory, this machine) and read the rows; raise RetuInputError on the first problem."""
     if cfg.kind != "sft":
         raise RetuInputError(f"kind is '{cfg.kind}'; retu sft needs kind: sft")
     world = world_size()
@@ -71,11 +72,7 @@ def check_sft_inputs(cfg: RunCfg) -> ProblemSets:
                              f"processes ({cfg.optim.grad_accum} x {world})")
     check_run_dir(Path(cfg.log.run_dir), cfg)  # a run of another config there: refused before the model loads
     speed_args(cfg, cuda=torch.cuda.is_available())  # the throughput switches can apply on this machine
-    sets = load_problem_sets(cfg.data, require_solution=True)
-    if not sets.val:
-        raise RetuInputError("data.val is empty: SFT needs held-out expert trajectories for its validation loss "
-                             "(a JSONL path, or 'arith')")
-    return sets
+    return load_problem_sets(cfg.data, require_solution=True)  # data.val gives rows: retu.config.check_sft
 
 
 def sft_args(cfg: RunCfg, run_dir, *, assistant_only: bool = True) -> SFTConfig:

@@ -13,7 +13,6 @@ from retu.engine.groups import (
     keep_mask,
     make_group,
 )
-from retu.errors import RetuInputError
 
 G = 4
 
@@ -90,8 +89,11 @@ def test_accumulator_unlimited_rounds_and_no_filter():
 
 
 def test_accumulator_rejects_bad_settings():
-    with pytest.raises(RetuInputError, match="on_exhausted"):
+    # A caller's bug: the config refuses these values first (test_config.py).
+    with pytest.raises(ValueError, match="on_exhausted must be 'error' or 'partial', got 'retry'"):
         GroupAccumulator(target=1, filter_groups=True, max_rounds=1, on_exhausted="retry")
+    with pytest.raises(ValueError, match=r"need target >= 1 and max_rounds >= 0, got 0, 1"):
+        GroupAccumulator(target=0, filter_groups=True, max_rounds=1, on_exhausted="error")
 
 
 # ---------------------------------------------------------------------------------------------------

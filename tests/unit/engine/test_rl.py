@@ -72,3 +72,58 @@ def test_distributed_split_accepts_whole_groups_per_process(monkeypatch):
     cfg = load_config(None, ["kind=rl", "optim.batch_size=8", "rollout.gen_batch=16", "optim.grad_accum=2",
                              "log.run_dir=/nonexistent/run"])
     assert check_split(cfg) == 4  # 2 prompts x 8 rows = 16 rows a process, 2 micro-batches of 8
+
+
+def _two_rows(row0_ratio: float):
+    """Row 0: 3 tokens at ratio `row0_ratio`, advantage +1; row 1: 1 token at ratio 1, advantage -2."""
+    import math
+
+    import torch
+
+    from retu.algos.types import LossInputs
+
+    old = torch.tensor([[-math.log(row0_ratio)] * 3, [0.0] * 3], dtype=torch.float64)
+    return LossInputs(logprobs=torch.zeros(2, 3, dtype=torch.float64), old_logprobs=old,
+                      advantages=torch.tensor([1.0, -2.0], dtype=torch.float64),
+                      mask=torch.tensor([[True, True, True], [True, False, False]]))
+
+
+@pytest.mark.parametrize("overrides, row0_ratio, expected", [
+    # ratio 1: per-token loss -A, so row 0 is -1 on each of 3 tokens and row 1 is +2 on its one token
+    ([], 1.0, (-3 + 2) / 4),  # dapo_dc's token_mean over 4 tokens
+    (["loss.aggregation=seq_mean_token_mean"], 1.0, (-1 + 2) / 2),  # mean of the row means
+    (["loss.aggregation=sum_over_lmax"], 1.0, (-3 + 2) / 3),  # sum / L_max, L_max = T = 3
+    # ratio 1.25 on row 0 (A > 0): dapo_clip's eps_high 0.28 leaves it, grpo_clip's own 0.2 clips it to 1.2
+    ([], 1.25, (-3 * 1.25 + 2) / 4),
+    (["loss.term=grpo_clip"], 1.25, (-3 * 1.2 + 2) / 4),
+    (["loss.term=grpo_clip", "loss.kwargs={eps_high: 0.28}"], 1.25, (-3 * 1.25 + 2) / 4),
+])
+def test_the_loss_section_replaces_the_presets_term_and_aggregation(overrides, row0_ratio, expected):
+    import torch
+
+    from retu.config import load_config
+    from retu.engine.rl import build_run_algorithm
+
+    algorithm = build_run_algorithm(load_config(None, ["kind=rl", *overrides]).loss)
+    loss = algorithm.loss(_two_rows(row0_ratio)).loss
+    torch.testing.assert_close(loss, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    assert algorithm.sampling.dynamic_sampling  # the preset's sampling stays (dapo_dc)
+
+
+def test_the_loss_section_replaces_the_presets_advantage():
+    import torch
+
+    from retu.config import load_config
+    from retu.engine.rl import build_run_algorithm
+
+    rewards, one_group = torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.zeros(4, dtype=torch.long)
+    preset = build_run_algorithm(load_config(None, ["kind=rl"]).loss)
+    replaced = build_run_algorithm(load_config(None, ["kind=rl", "loss.advantage=grpo_no_std"]).loss)
+    # mean 0.75; grpo divides by the unbiased std sqrt(0.75 / 3) = 0.5 (+ eps 1e-6), grpo_no_std does not
+    torch.testing.assert_close(preset.advantage(rewards, one_group).advantages,
+                               torch.tensor([0.5, -1.5, 0.5, 0.5]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(replaced.advantage(rewards, one_group).advantages,
+                               torch.tensor([0.25, -0.75, 0.25, 0.25]), rtol=1e-6, atol=1e-6)
+    assert (replaced.preset.advantage, replaced.preset.term, replaced.preset.agg) == \
+        ("grpo_no_std", "dapo_clip", "token_mean")
+

@@ -21,7 +21,6 @@ from retu.engine.rl_step import (
     plan_step,
     record_micro_batch,
 )
-from retu.errors import RetuInputError
 from retu.flops import ModelShape
 
 PAD, EOS = 0, 1
@@ -178,8 +177,6 @@ def test_plan_reads_the_preset_switches():
     assert (luffy.n_expert, luffy.upt_gate) == (1, None)
     upt = plan_step(ALGORITHMS["upt"].sampling, cfg, 4, 0)
     assert (upt.n_expert, upt.upt_gate) == (0, 2)
-    with pytest.raises(RetuInputError, match="n_expert"):
-        plan_step(ALGORITHMS["luffy"].sampling, RolloutCfg(group_size=2, n_expert=2), 4, 0)
 
 
 def test_draw_prompt_indices_is_a_pure_function():

@@ -73,12 +73,17 @@ def test_config_mismatch_is_refused_and_nothing_overwritten(tmp_path):
     assert ((run_dir / "config.yaml").read_text(), (run_dir / "metrics.jsonl").read_text()) == before
 
 
-def test_metrics_without_config_and_unknown_report_to(tmp_path):
+def test_metrics_without_config_are_refused(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("")
     with pytest.raises(RetuInputError, match="no config.yaml; not a retu run directory"):
         start_run(_cfg(tmp_path))
-    with pytest.raises(RetuInputError, match="log.report_to must be one of none, tensorboard, wandb"):
-        start_run(_cfg(tmp_path / "x", "log.report_to=mlflow"))
+
+
+def test_every_report_to_the_config_allows_has_a_mirror():
+    from retu.config import REPORT_TO
+    from retu.engine.run import MIRRORS
+
+    assert tuple(MIRRORS) == REPORT_TO == ("none", "tensorboard", "wandb")
 
 
 def test_tensorboard_mirror_writes_events(tmp_path):
@@ -213,3 +218,14 @@ def test_sft_args_carry_the_switches_and_keep_todays_cpu_defaults(tmp_path, monk
     with pytest.raises(RetuInputError, match="model.attn_implementation: flash_attn kernels need a CUDA GPU"):
         check_sft_inputs(_cfg(tmp_path / "c", "model.attn_implementation=flash_attention_2"))
     assert not (tmp_path / "c").exists()
+
+
+def test_sft_keeps_only_the_process_split_of_the_batch(tmp_path, monkeypatch):
+    from retu.engine.sft import check_sft_inputs
+
+    cfg = _cfg(tmp_path / "run", "optim.batch_size=6", "optim.grad_accum=2")  # the config's rule: 6 = 3 x 2
+    monkeypatch.setenv("WORLD_SIZE", "2")  # two processes need 6 = micro-batch x 2 x 2
+    with pytest.raises(RetuInputError) as err:
+        check_sft_inputs(cfg)
+    assert str(err.value) == "optim.batch_size (6) must be divisible by optim.grad_accum x processes (2 x 2)"
+    assert not (tmp_path / "run").exists()
