@@ -24,6 +24,9 @@ WITH_EXAMPLES = [m for m in MODULES if _has_examples(m)]
 
 def test_walk_finds_the_package():
     assert "retu.phases" in WITH_EXAMPLES and "retu.cli" in MODULES and len(WITH_EXAMPLES) >= 30
+    # every folder of src/retu is a package (an __init__.py): the walk, and the wheel, skip the others
+    folders = {p.name for p in Path(retu.__file__).parent.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    assert {name.split(".")[1] for name in MODULES if name.count(".") > 1} == folders
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

@@ -18,13 +18,8 @@ from retu.errors import RetuInputError
 from retu.intervals import eval_interval
 from retu.metrics import read_records, run_start
 from retu.report.build import Report
-from retu.report.findings import (
-    Branch,
-    Estimate,
-    SceneEvidence,
-    SeedEvidence,
-    fit_estimate,
-)
+from retu.report.estimates import Estimate, fit_estimate
+from retu.report.findings import Branch, SceneEvidence, SeedEvidence
 from retu.report.paradigms import fit_paradigm, paradigm_curve
 from retu.scaling.curves import read_curve_run
 from retu.scaling.fit import FitOptions, detect_collapse
@@ -99,7 +94,7 @@ def collapsed_best(evals: list[tuple[int, Estimate]]) -> Estimate | None:
     (`retu.scaling.fit.detect_collapse` on its points after the branch point), else None: stopping
     at that checkpoint is the most its RL reached.
 
-    >>> from retu.report.findings import binomial_estimate as b
+    >>> from retu.report.estimates import binomial_estimate as b
     >>> collapsed_best([(0, b(29.0, 400)), (6, b(26.0, 400)), (12, b(17.0, 400)), (18, b(16.5, 400))]).text()
     '29.0 [24.8, 33.6] (n=400, collapsed, best checkpoint)'
     """

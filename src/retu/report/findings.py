@@ -1,15 +1,10 @@
-"""The paper's findings as claims a run can test, with intervals and a verdict computed by code.
+"""The paper's findings as claims a run can test, each with a verdict computed by code.
 
-Each claim (`CLAIMS`) compares numbers that carry 95% intervals (`Estimate`): accuracies of single
-checkpoints (Wilson interval over the evaluated problems), fitted ceilings (the fit's bootstrap
-interval; an unsaturated fit's interval reaches up to its free fit), and correlations (Fisher z).
-The verdict is mechanical (`verdict`): `holds` when the intervals are apart in the claimed
-direction, `fails` when they are apart in the other direction, `inconclusive` when they overlap. A
-claim the runs cannot test is left out with the reason (`Untested`).
-
-With several seeds, each claim's numbers are taken per seed and combined (`combine`): the mean over
-seeds, with a t interval over the seeds (k - 1 degrees of freedom), never narrower than the mean
-within-seed error.
+Each claim (`CLAIMS`) compares numbers that carry 95% intervals (`retu.report.estimates.Estimate`),
+each taken per seed and combined over seeds (`retu.report.estimates.combine`). The verdict is
+mechanical (`verdict`): `holds` when the intervals are apart in the claimed direction, `fails` when
+they are apart in the other direction, `inconclusive` when they overlap. A claim the runs cannot
+test is left out with the reason (`Untested`).
 
 F1-F3 read the primary dataset (the first); F5-F7 compare datasets.
 
@@ -22,19 +17,16 @@ F1-F3 read the primary dataset (the first); F5-F7 compare datasets.
     F7  the minimum validation loss predicts the ceiling (Pearson r <= -0.8)
     F8  synchronized SFT-RL (LUFFY, SRFT, UPT) from the base stays below SFT-then-RL
 
-Reference: arXiv 2512.11470 sections 6.1-6.2 (RQ1-RQ3). This module imports numpy and scipy only.
+Reference: arXiv 2512.11470 sections 6.1-6.2 (RQ1-RQ3). No torch: the numbers come from
+`retu.report.estimates` (numpy and scipy).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy import stats
-
-from retu.intervals import Z95, wilson_interval
+from retu.report.estimates import Estimate, combine, correlation_estimate
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 STABLE_OR_MILD = ("Stable", "Mild")
@@ -43,114 +35,7 @@ SHAPE_WORDS = {"n_train": "size", "difficulty": "difficulty"}
 
 
 # ---------------------------------------------------------------------------------------------------
-# Numbers with intervals
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A number with its 95% interval.
-
-    Attributes:
-        value: The estimate (accuracy in %, or a correlation).
-        lo, hi: The interval (NaN when it is unknown).
-        n: Evaluated problems behind a binomial estimate, or points behind a correlation.
-        seeds: Seeds combined into it.
-        how: How the interval was made ("binomial", "fit", "fit, unsaturated", "fisher z", "k seeds").
-    """
-
-    value: float
-    lo: float
-    hi: float
-    n: int | None = None
-    seeds: int = 1
-    how: str = ""
-
-    @property
-    def known(self) -> bool:
-        """The interval is known (its upper end may be +inf: "at least lo")."""
-        return not (math.isnan(self.lo) or math.isnan(self.hi))
-
-    def text(self, digits: int = 1) -> str:
-        """`72.4 [69.1, 75.6] (n=400)`; the interval is '?' when unknown."""
-        ci = f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}]" if self.known else "[?]"
-        extra = [f"n={self.n}"] if self.n is not None else []
-        extra += [f"{self.seeds} seeds"] if self.seeds > 1 else []
-        extra += [self.how] if any(w in self.how for w in ("unsaturated", "collapsed", "at least")) else []
-        return f"{self.value:.{digits}f} {ci}" + (f" ({', '.join(extra)})" if extra else "")
-
-    def to_dict(self) -> dict:
-        def num(v):
-            return round(float(v), 4) if math.isfinite(v) else None
-
-        return {"value": num(self.value), "lo": num(self.lo), "hi": num(self.hi), "n": self.n,
-                "seeds": self.seeds, "how": self.how}
-
-
-def binomial_estimate(percent: float, n: int | None) -> Estimate:
-    """Accuracy (%) of `n` problems with its Wilson 95% interval (unknown interval without n).
-
-    >>> binomial_estimate(50.0, 100).text()
-    '50.0 [40.4, 59.6] (n=100)'
-    """
-    if not n:
-        return Estimate(percent, math.nan, math.nan, None, how="binomial")
-    return Estimate(percent, *wilson_interval(percent, n), n, how="binomial")
-
-
-def fit_estimate(fit) -> Estimate:
-    """A fitted ceiling (`retu.scaling.CeilingFit`) as an Estimate.
-
-    A saturated fit gives A with its bootstrap interval. An unsaturated fit's A is only a lower
-    bound: its interval runs from the bootstrap's lower end up to the free fit's ceiling.
-    """
-    lo, hi = fit.ceiling_ci
-    how = "fit" + (", collapsed" if fit.collapsed else "")
-    if not fit.saturated:
-        return Estimate(fit.ceiling, lo, max(hi, fit.ceiling_bounds[1]), how=how + ", unsaturated")
-    return Estimate(fit.ceiling, lo, hi, how=how)
-
-
-def correlation_estimate(x: Sequence[float], y: Sequence[float]) -> Estimate:
-    """Pearson r of paired values with its Fisher z 95% interval (unknown for fewer than 4 pairs).
-
-    >>> correlation_estimate([1, 2, 3, 4, 5], [2.0, 1.9, 1.2, 1.0, 0.4]).text(2)
-    '-0.98 [-1.00, -0.69] (n=5)'
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    r = float(stats.pearsonr(x, y).statistic)
-    n = len(x)
-    if n < 4 or abs(r) >= 1.0:
-        return Estimate(r, math.nan, math.nan, n, how="fisher z")
-    z, half = math.atanh(r), Z95 / math.sqrt(n - 3)
-    return Estimate(r, math.tanh(z - half), math.tanh(z + half), n, how="fisher z")
-
-
-def combine(estimates: Sequence[Estimate]) -> Estimate:
-    """One estimate from the same quantity measured on several seeds.
-
-    The mean over the k seeds, with half-width max(t_{k-1} x sd / sqrt(k), 1.96 x sqrt(sum se_i^2) / k),
-    se_i the within-seed standard error (half-width / 1.96): the spread across seeds, but never
-    less than the measurement error of the mean. One estimate is returned as it is.
-
-    >>> e = combine([Estimate(60.0, 55.0, 65.0), Estimate(64.0, 59.0, 69.0), Estimate(62.0, 57.0, 67.0)])
-    >>> round(e.value, 1), round(e.lo, 2), round(e.hi, 2), e.seeds
-    (62.0, 57.03, 66.97, 3)
-    """
-    if len(estimates) == 1:
-        return estimates[0]
-    k = len(estimates)
-    values = np.array([e.value for e in estimates])
-    mean = float(values.mean())
-    spread = float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / math.sqrt(k))
-    if all(e.known and math.isfinite(e.hi) for e in estimates):
-        se = np.array([(e.hi - e.lo) / (2 * Z95) for e in estimates])
-        half = max(spread, Z95 * math.sqrt(float(np.sum(se ** 2))) / k)
-    else:
-        half = spread
-    n = sum(e.n for e in estimates) if all(e.n is not None for e in estimates) else None
-    how = ", ".join(sorted({e.how for e in estimates}))
-    open_above = any(e.hi == math.inf for e in estimates)  # one seed's "at least" stays open above
-    return Estimate(mean, mean - half, math.inf if open_above else mean + half, n, k, how)
+# Verdicts
 
 
 def verdict(greater: Estimate, lesser: Estimate) -> str:

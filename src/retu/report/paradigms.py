@@ -15,7 +15,7 @@ import numpy as np
 
 from retu.errors import RetuInputError
 from retu.intervals import eval_interval
-from retu.report.findings import Estimate, combine, fit_estimate
+from retu.report.estimates import Estimate, combine, fit_estimate
 from retu.scaling import fit_ceiling
 from retu.scaling.curves import read_curve_run
 from retu.scaling.decompose import fit_flags
@@ -96,7 +96,7 @@ def paradigm_curve(method: str, label: str, run_dir: Path) -> Paradigm:
 
 def mean_over_seeds(curves: list[Paradigm]) -> Paradigm:
     """One paradigm averaged over seeds: points matched by index (the runs share their schedule),
-    x and y the means, error bars the 95% interval across seeds (`findings.combine`), the ceiling the
+    x and y the means, error bars the 95% interval across seeds (`estimates.combine`), the ceiling the
     combined ceilings, the fit refitted on the mean curve. One curve is returned as it is."""
     if len(curves) == 1:
         return curves[0]

@@ -1,20 +1,17 @@
-"""The findings logic: intervals, combining seeds, verdicts, and every claim on synthetic evidence."""
+"""The findings logic: verdicts, and every claim on synthetic evidence (one seed and several)."""
 
 import math
 
 import numpy as np
 import pytest
 
+from retu.report.estimates import Estimate, combine
 from retu.report.findings import (
     Branch,
-    Estimate,
     Finding,
     SceneEvidence,
     SeedEvidence,
     Untested,
-    binomial_estimate,
-    combine,
-    correlation_estimate,
     render_findings,
     check_claims,
     verdict,
@@ -36,40 +33,11 @@ def by_id(results):
     return {r.id: r for r in results}
 
 
-def test_wilson_interval_matches_the_closed_form():
-    # p = 0.6, n = 200: centre (0.6 + z^2/400) / (1 + z^2/200), half-width z sqrt(p q / n + z^2 / 4n^2) / (...)
-    e = binomial_estimate(60.0, 200)
-    z = 1.959963984540054
-    centre = (0.6 + z * z / 400) / (1 + z * z / 200)
-    half = z * math.sqrt(0.24 / 200 + z * z / (4 * 200 * 200)) / (1 + z * z / 200)
-    assert e.lo == pytest.approx(100 * (centre - half), abs=1e-9) and e.hi == pytest.approx(100 * (centre + half), abs=1e-9)
-    assert (round(e.lo, 2), round(e.hi, 2), e.n) == (53.08, 66.54, 200)
-    assert not binomial_estimate(60.0, None).known
-
-
-def test_combine_uses_the_spread_across_seeds_with_a_floor_at_the_within_seed_error():
-    # Spread: sd of (60, 70, 80) = 10, t(0.975, 2) = 4.3027 -> half-width 4.3027 * 10 / sqrt(3) = 24.84.
-    wide = combine([est(60, 1.0), est(70, 1.0), est(80, 1.0)])
-    assert wide.value == pytest.approx(70.0) and wide.hi - wide.value == pytest.approx(24.842, abs=1e-3)
-    # Equal values: the floor is 1.96 * sqrt(3 * (2 / 1.96)^2) / 3 = 2 / sqrt(3).
-    tight = combine([est(70, 2.0)] * 3)
-    assert tight.hi - tight.value == pytest.approx(2.0 / math.sqrt(3.0)) and tight.seeds == 3
-    assert combine([est(5.0)]) == est(5.0)
-
-
 def test_verdict_needs_intervals_apart():
     assert verdict(est(80), est(70)) == "holds"
     assert verdict(est(70), est(80)) == "fails"
     assert verdict(est(72, 3), est(70, 3)) == "inconclusive"
     assert verdict(est(80), Estimate(70, math.nan, math.nan)) == "inconclusive"
-
-
-def test_correlation_interval_by_fisher_z():
-    e = correlation_estimate([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [80, 76, 75, 70, 66, 61])
-    assert e.value < -0.98 and e.n == 6
-    half = 1.959963984540054 / math.sqrt(3)
-    assert math.atanh(e.hi) - math.atanh(e.value) == pytest.approx(half)
-    assert not correlation_estimate([1, 2, 3], [3, 2, 1.5]).known  # fewer than 4 pairs: no interval
 
 
 def test_f1_to_f3_hold_on_a_clear_run():
