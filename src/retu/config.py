@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from retu.config_loader import build_dataclass, parse_overrides, read_yaml, set_path
+from retu.config_loader import build_dataclass, parse_overrides, read_config_file, set_path
 from retu.errors import RetuInputError
 
 ARITH = "arith"  # data.train / val / eval: the embedded task (retu.tasks.arith) instead of a file
@@ -336,16 +336,8 @@ KIND_RULES = {"sft": check_sft, "rl": check_rl}  # RunCfg.kind -> its rules
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), **fixed) -> RunCfg:
     """Read a YAML config (or the defaults), apply `a.b=value` overrides and `fixed` top-level keys."""
-    raw: dict = {}
-    src = "defaults"
-    if path is not None:
-        src = str(path)
-        p = Path(path)
-        if not p.exists():
-            raise RetuInputError(f"{p}: config file not found")
-        raw = read_yaml(p)
-        if not isinstance(raw, dict):
-            raise RetuInputError(f"{p}: a run config must be a mapping of keys")
+    src = "defaults" if path is None else str(path)
+    raw = read_config_file(path, "run")
     for key, value in parse_overrides(list(overrides)):
         set_path(raw, key, value)
     raw.update(fixed)

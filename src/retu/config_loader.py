@@ -116,20 +116,30 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, object]]:
     return out
 
 
+def read_config_file(path: str | Path | None, what: str) -> dict:
+    """The mapping a config file holds ({} for no file); a missing file or a non-mapping names the file.
+
+    Raises:
+        RetuInputError: `<path>: <what> config file not found`, or `<path>: a <what> config must be a mapping of keys`.
+    """
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise RetuInputError(f"{p}: {what} config file not found")
+    raw = read_yaml(p)
+    if not isinstance(raw, dict):
+        raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
+    return raw
+
+
 def read_top_level(cls, path: str | Path | None, overrides: list[str], *, what: str) -> dict:
     """Keyword arguments of an orchestration dataclass (pipeline, compare) from YAML and key=value overrides.
 
     Unknown keys name the file and list the valid ones; list values of tuple fields become tuples.
     The caller checks and builds `cls(**raw)`.
     """
-    raw: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise RetuInputError(f"{p}: {what} config not found")
-        raw = read_yaml(p)
-        if not isinstance(raw, dict):
-            raise RetuInputError(f"{p}: a {what} config must be a mapping of keys")
+    raw = read_config_file(path, what)
     raw.update(parse_overrides(list(overrides)))
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(valid))

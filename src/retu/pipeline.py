@@ -39,7 +39,7 @@ from retu.config_loader import read_top_level
 from retu.engine.ceiling_watch import final_interval, sibling_prior
 from retu.errors import RetuInputError
 from retu.metrics import run_end_status
-from retu.phases import PHASES, PhaseResult, detect_phases
+from retu.phases import PHASES, PhaseResult
 from retu.report.study import BASE, seed_dir
 from retu.stages import DEFAULT_RL, DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, sft_phases, stage_config
 
@@ -163,6 +163,7 @@ def choose_branches(phases: PhaseResult, available: list[int], wanted: tuple[str
     Stable); Mild and Severe: their first checkpoint. Steps without a saved checkpoint are skipped.
 
     >>> import numpy as np
+    >>> from retu.phases import detect_phases
     >>> p = detect_phases(np.array([0, 50, 100, 150, 200, 250]), np.array([2.0, 1.2, 1.0, 1.01, 1.05, 1.3]))
     >>> choose_branches(p, [50, 100, 150, 200, 250]), choose_branches(p, [50, 100, 150, 200, 250], ("Adaptive", "Stable"))
     ([50, 100, 200, 250], [50, 100])

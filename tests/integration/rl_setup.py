@@ -5,7 +5,6 @@ The problems all have the answer 7 and the model (tiny:1m) gets ten plain SFT st
 groups have mixed rewards and every branch of the rollout step runs.
 """
 
-import json
 from pathlib import Path
 
 import pytest

@@ -74,7 +74,7 @@ def files(tmp_path):
     (("rl", "{unsafe.yaml}"), r"unsafe\.yaml:1: not valid YAML \(.*python/object/apply"),
     (("sft", "{list.yaml}"), r"list\.yaml: a run config must be a mapping of keys"),
     (("sft", "{binary.yaml}"), r"binary\.yaml: not UTF-8 text \(byte 0\)"),
-    (("sft", "missing.yaml"), r"missing\.yaml: config file not found"),
+    (("sft", "missing.yaml"), r"missing\.yaml: run config file not found"),
     (("data", "dedup", "{latin1.jsonl}", "--out", "{out}"), r"latin1\.jsonl:2: not UTF-8 text \(byte \d+\)"),
     (("data", "stats", "{empty.jsonl}"), r"empty\.jsonl: no rows \(the file is empty\)"),
     (("data", "dedup", "{empty.jsonl}", "--out", "{out}"), r"empty\.jsonl: no rows \(the file is empty\)"),
@@ -125,10 +125,10 @@ def files(tmp_path):
      r"^configs/tiny/rl_dapo_dc\.yaml: loss\.aggregation must be one of token_mean, seq_mean_token_mean, "
      r"sum_over_lmax, got 'seq_mean'$"),
     # the shared training options parse on every training verb; the error is the config's, not the option's
-    (("rl", "missing.yaml", "--no-progress"), r"missing\.yaml: config file not found"),
+    (("rl", "missing.yaml", "--no-progress"), r"missing\.yaml: run config file not found"),
     (("pipeline", "missing.yaml", "--no-progress"), r"missing\.yaml"),
     (("compare", "missing.yaml", "--no-progress"), r"missing\.yaml"),
-    (("sft", "missing.yaml", "--no-progress"), r"missing\.yaml: config file not found"),
+    (("sft", "missing.yaml", "--no-progress"), r"missing\.yaml: run config file not found"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(files, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(REPO_ROOT)

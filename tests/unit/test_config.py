@@ -36,7 +36,7 @@ def test_errors(tmp_path, text, overrides, match):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(RetuInputError, match="nope.yaml: config file not found"):
+    with pytest.raises(RetuInputError, match="nope.yaml: run config file not found"):
         load_config(tmp_path / "nope.yaml")
 
 

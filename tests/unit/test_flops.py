@@ -5,7 +5,7 @@ import json
 import pytest
 
 from retu.errors import RetuInputError
-from retu.flops import EFLOP, estimate_flops, flops_per_token, forward_flops, load_shape, step_flops
+from retu.flops import EFLOP, estimate_flops, flops_per_token, load_shape, step_flops
 
 
 def test_sft889k_segment_is_34_92_eflops():

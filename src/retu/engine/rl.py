@@ -81,6 +81,7 @@ from retu.engine.run import (
     seed_everything,
     speed_args,
     start_run,
+    train_or_record,
     world_size,
 )
 from retu.errors import RetuInputError, warn
@@ -173,22 +174,8 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
         recorder.generate_fn = trainer_generate_fn(trainer, cfg.seed)
 
     # 3. Train; a final checkpoint marks the run done.
-    step = train_to_end(trainer, ctx, ledger)
+    step = train_or_record(trainer, ctx, ledger.to_dict)  # a final checkpoint (RLRecorder) marks the run done
     return _finish(ctx, ledger, step, recorder.last_eval, status="pruned" if recorder.pruned else "ok")
-
-
-def train_to_end(trainer: RetuGRPOTrainer, ctx: RunContext, ledger: ComputeLedger) -> int:
-    """Run (or resume) the Trainer (`RLRecorder` makes it save the last step) and write run_end on
-    failure; return the step."""
-    try:
-        trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    except KeyboardInterrupt:
-        end_run(ctx, "interrupted", step=trainer.state.global_step, **ledger.to_dict())
-        raise
-    except BaseException as exc:
-        end_run(ctx, "failed", step=trainer.state.global_step, error=str(exc)[:500], **ledger.to_dict())
-        raise
-    return trainer.state.global_step
 
 
 def checkpoint_state_fn(ledger: ComputeLedger, max_steps: int):

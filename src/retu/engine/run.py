@@ -22,6 +22,7 @@ import os
 import random
 import subprocess
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,3 +293,22 @@ def end_run(ctx: RunContext, status: str, *, step: int | None = None, tokens: fl
         raise ValueError(f"run_end status must be one of {', '.join(RUN_END_STATUSES)}, got {status!r}")
     if is_main_process():
         ctx.logger.log("run_end", step=step, tokens=tokens, flops=flops, status=status, **extra)
+
+
+def train_or_record(trainer, ctx: RunContext, totals: Callable[[], dict]) -> int:
+    """Run (or resume) an HF Trainer; if it stops on an exception, write run_end "interrupted" (Ctrl-C)
+    or "failed" (with the error) and re-raise. Return the step reached. SFT and RL recipes both train
+    through it.
+
+    Args:
+        totals: The run's cumulative {"tokens", "flops"} at the moment of the failure.
+    """
+    try:
+        trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    except KeyboardInterrupt:
+        end_run(ctx, "interrupted", step=trainer.state.global_step, **totals())
+        raise
+    except BaseException as exc:
+        end_run(ctx, "failed", step=trainer.state.global_step, error=f"{type(exc).__name__}: {exc}"[:500], **totals())
+        raise
+    return trainer.state.global_step

@@ -51,6 +51,7 @@ from retu.engine.run import (
     seed_everything,
     speed_args,
     start_run,
+    train_or_record,
     world_size,
 )
 from retu.errors import RetuInputError
@@ -162,16 +163,10 @@ def run_sft(cfg: RunCfg, *, progress: bool = True) -> RunContext:
         return ctx
     trainer, counter = build_trainer(cfg, ctx, model, tokenizer, sets, progress=progress)
     try:
-        trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    except KeyboardInterrupt:
-        end_run(ctx, "interrupted", step=trainer.state.global_step, **_totals(counter))
-        raise
-    except BaseException as exc:
-        end_run(ctx, "failed", step=trainer.state.global_step, error=f"{type(exc).__name__}: {exc}", **_totals(counter))
-        raise
+        step = train_or_record(trainer, ctx, lambda: _totals(counter))
     finally:
         counter.remove()
-    end_run(ctx, "ok", step=trainer.state.global_step, **_totals(counter), **sft_summary(ctx))
+    end_run(ctx, "ok", step=step, **_totals(counter), **sft_summary(ctx))
     return ctx
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retu.errors import RetuInputError, read_json, where
+from retu.errors import RetuInputError, read_json
 from retu.flops import EFLOP
 from retu.intervals import eval_interval
 from retu.metrics import read_records

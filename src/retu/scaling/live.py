@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 
 from retu.errors import RetuInputError
 from retu.scaling.early import predict_ceiling
@@ -60,6 +59,7 @@ def estimate_live_ceiling(x, y, *, p_start: float | None = None, prior: SiblingP
         RetuInputError: compute negative or not increasing, no finite point, no p_start and no
             point at compute 0, or min_points below 4.
 
+    >>> import numpy as np
     >>> from retu.scaling.forms import sigmoid_power
     >>> x = np.arange(0.0, 9.0)
     >>> estimate_live_ceiling(x[:4], sigmoid_power(x[:4], 60.0, 80.0, 3.0, 1.5)) is None  # 3 points after 0
