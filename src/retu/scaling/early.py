@@ -74,8 +74,9 @@ def _prior_starts(prior: SiblingPrior, top: float, x_end: float) -> list[np.ndar
 def _noise(free: Solution, xf, yf, p_start, x_end, alpha: float | None, prior: SiblingPrior | None) -> float:
     """Step 2: noise sigma (accuracy points) of the fitted points; alpha: the LTS share kept, None if untrimmed."""
     resid = predict_theta(free.theta, xf, p_start, x_end) - yf
-    dof = len(xf) - N_PARAMS
-    own = math.sqrt(float(np.sum(resid ** 2)) / dof / (1.0 if alpha is None else lts_variance_factor(alpha)))
+    dof = len(xf) - N_PARAMS  # 0 when trimming leaves 3 points: they fit exactly and say nothing of the noise
+    variance = float(np.sum(resid ** 2)) / dof / (1.0 if alpha is None else lts_variance_factor(alpha)) if dof else 0.0
+    own = math.sqrt(variance)
     return max(own, prior.noise if prior is not None else noise_scale(yf))
 
 
@@ -84,7 +85,8 @@ def _best_fit(xf, yf, p_start, x_end, free: Solution, sigma: float, prior: Sibli
     """Step 3 and the threshold of step 4: the best fit (cost in chi-square / 2 units) and q."""
     if prior is None:
         best = Solution(free.theta, free.cost / sigma ** 2, free.status, free.message)
-        return best, float(stats.f.ppf(opts.ci_level, 1, len(xf) - N_PARAMS))
+        dof = len(xf) - N_PARAMS  # with none left, sigma is the first-difference estimate, taken as known
+        return best, float(stats.f.ppf(opts.ci_level, 1, dof) if dof else stats.chi2.ppf(opts.ci_level, 1))
     starts = [*default_starts(yf, G_FREE), *_prior_starts(prior, float(yf.max()), x_end), free.theta]
     best = solve(xf, yf, p_start, x_end, G_FREE, opts.upper, sigma=sigma, penalty=penalty, starts=starts)
     return best, float(stats.chi2.ppf(opts.ci_level, 1))

@@ -105,3 +105,15 @@ def test_too_few_points_after_the_cut_names_the_cut():
     with pytest.raises(RetuInputError, match=r"c.json: 2 points after the branch point with compute <= 10 EFLOPs "
                                              r"\(upto 0.05\); the fit needs at least 4"):
         predict_ceiling(x, y, upto=0.05, p_start=P0, source="c.json")
+
+
+def test_a_trimmed_point_that_leaves_three_to_fit_gives_an_open_interval():
+    # Four points after the branch point, the last one far below (one point is not yet a collapse):
+    # trimming leaves three, which a 3-parameter curve fits exactly. The noise then comes from the
+    # first differences and the interval stays open above, instead of a division by zero (which
+    # stopped a live RL run of configs/tiny/findings.yaml).
+    x, y = np.arange(5.0), np.array([10.0, 20.0, 25.0, 27.0, 5.0])
+    fit = predict_ceiling(x, y)
+    assert int(fit.fitted_mask.sum()) == 3 and fit.n_points == 4
+    lo, hi = fit.ceiling_bounds
+    assert fit.A is None and hi == 100.0 and 20.0 < lo < 27.0
