@@ -215,6 +215,19 @@ class LossCfg:
             raise RetuInputError(f"loss.term and loss.aggregation replace parts of {pairs}; loss.algo={self.algo} "
                                  "aggregates itself (set them to null; its normaliser is loss.kwargs.norm)")
 
+    def algorithm(self):
+        """What a run trains with (a retu.algos.registry.Algorithm): the preset `algo`, its parts replaced
+        by `advantage`, `term` and `aggregation` (`registry.resolve_preset`), its hyperparameters
+        overridden by `kwargs`.
+
+        Raises:
+            RetuInputError: an unknown name, or a kwarg the term or method does not take.
+        """
+        from retu.algos.registry import build_algorithm, resolve_preset
+
+        preset = resolve_preset(self.algo, advantage=self.advantage, term=self.term, agg=self.aggregation)
+        return build_algorithm(self.algo, preset, **self.kwargs)
+
 
 @dataclass(frozen=True)
 class EvalCfg:
@@ -302,7 +315,7 @@ def check_rl(cfg: RunCfg) -> None:
     Builds the loss with retu.algos.registry (which loads torch; an RL run needs it anyway), so an
     unknown name or kwarg of the loss section fails here.
     """
-    from retu.algos.registry import ALGORITHMS, build_algorithm, resolve_preset
+    from retu.algos.registry import ALGORITHMS
 
     o, r, d, loss = cfg.optim, cfg.rollout, cfg.data, cfg.loss
     if (o.batch_size * r.group_size) % o.grad_accum:
@@ -314,9 +327,8 @@ def check_rl(cfg: RunCfg) -> None:
         raise RetuInputError("data.arith_n_eval must be >= 1: RL needs a held-out evaluation set")
     if loss.algo not in ALGORITHMS:
         raise RetuInputError(f"loss.algo must be one of {', '.join(ALGORITHMS)}, got '{loss.algo}'")
-    preset = resolve_preset(loss.algo, advantage=loss.advantage, term=loss.term, agg=loss.aggregation)
     try:
-        build_algorithm(loss.algo, preset, **loss.kwargs)  # kwargs must be the term's (or method's) own
+        preset = loss.algorithm().preset  # kwargs must be the term's (or method's) own
     except RetuInputError as exc:
         raise RetuInputError(f"loss.kwargs: {exc}") from None
     if preset.sampling.demos_per_group and r.n_expert >= r.group_size:

@@ -54,8 +54,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig
 
-from retu.algos.registry import Algorithm, build_algorithm, resolve_preset
-from retu.config import LossCfg, RunCfg, to_dict
+from retu.config import RunCfg, to_dict
 from retu.data.chat import build_messages
 from retu.data.expert import build_expert_set
 from retu.engine.callbacks import RichProgress, TrainingDiverged
@@ -127,7 +126,7 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
             not a model, a batch TRL cannot split into groups.
     """
     # 1. Check every input before anything is written.
-    algorithm = build_run_algorithm(cfg.loss)  # the config's own rules (retu.config.check_rl) already hold
+    algorithm = cfg.loss.algorithm()  # the config's own rules (retu.config.check_rl) already hold
     plan = plan_step(algorithm.sampling, cfg.rollout, cfg.optim.batch_size, cfg.seed)
     needs_expert = plan.n_expert > 0 or plan.upt_gate is not None
     sets = load_problem_sets(cfg.data, require_solution=needs_expert)
@@ -196,17 +195,6 @@ def _finish(ctx: RunContext, ledger: ComputeLedger | None, step: int, eval_metri
 
 # ---------------------------------------------------------------------------------------------------
 # Inputs
-
-
-def build_run_algorithm(loss: LossCfg) -> Algorithm:
-    """What a run trains with: the preset `loss.algo`, its parts replaced by `loss.advantage`, `loss.term`
-    and `loss.aggregation` (`registry.resolve_preset`), its hyperparameters overridden by `loss.kwargs`.
-
-    Raises:
-        RetuInputError: A kwarg the term or method does not take, or a value outside its choices.
-    """
-    preset = resolve_preset(loss.algo, advantage=loss.advantage, term=loss.term, agg=loss.aggregation)
-    return build_algorithm(loss.algo, preset, **loss.kwargs)
 
 
 def check_answers(rows: list[dict], source: str) -> None:

@@ -102,9 +102,8 @@ def test_the_loss_section_replaces_the_presets_term_and_aggregation(overrides, r
     import torch
 
     from retu.config import load_config
-    from retu.engine.rl import build_run_algorithm
 
-    algorithm = build_run_algorithm(load_config(None, ["kind=rl", *overrides]).loss)
+    algorithm = load_config(None, ["kind=rl", *overrides]).loss.algorithm()
     loss = algorithm.loss(_two_rows(row0_ratio)).loss
     torch.testing.assert_close(loss, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
     assert algorithm.sampling.dynamic_sampling  # the preset's sampling stays (dapo_dc)
@@ -114,11 +113,10 @@ def test_the_loss_section_replaces_the_presets_advantage():
     import torch
 
     from retu.config import load_config
-    from retu.engine.rl import build_run_algorithm
 
     rewards, one_group = torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.zeros(4, dtype=torch.long)
-    preset = build_run_algorithm(load_config(None, ["kind=rl"]).loss)
-    replaced = build_run_algorithm(load_config(None, ["kind=rl", "loss.advantage=grpo_no_std"]).loss)
+    preset = load_config(None, ["kind=rl"]).loss.algorithm()
+    replaced = load_config(None, ["kind=rl", "loss.advantage=grpo_no_std"]).loss.algorithm()
     # mean 0.75; grpo divides by the unbiased std sqrt(0.75 / 3) = 0.5 (+ eps 1e-6), grpo_no_std does not
     torch.testing.assert_close(preset.advantage(rewards, one_group).advantages,
                                torch.tensor([0.5, -1.5, 0.5, 0.5]), rtol=1e-5, atol=1e-5)
