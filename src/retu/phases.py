@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retu.errors import RetuInputError
+from retu.series import increasing_series
 
 PHASES = ("Adaptive", "Stable", "Mild", "Severe")
 _TIE = 1e-9  # thresholds are inclusive; 0.51 / 0.50 - 1 is 0.020000000000000018 in floating point
@@ -102,19 +103,10 @@ class PhaseResult:
 
 
 def _check(steps, losses, source: str) -> tuple[np.ndarray, np.ndarray, int]:
-    steps = np.asarray(steps, dtype=float)
-    losses = np.asarray(losses, dtype=float)
-    if steps.shape != losses.shape or steps.ndim != 1:
-        raise RetuInputError(f"{source}: steps and losses must be 1-D of equal length")
-    keep = np.isfinite(losses) & np.isfinite(steps)
-    if not keep.any():
-        raise RetuInputError(f"{source}: no finite validation losses")
-    steps, losses = steps[keep], losses[keep]
-    if (np.diff(steps) <= 0).any():
-        raise RetuInputError(f"{source}: steps are not increasing")
+    steps, losses, dropped = increasing_series(steps, losses, source=source, x_name="step", y_name="validation loss")
     if (losses <= 0).any():
         raise RetuInputError(f"{source}: validation losses must be > 0")
-    return steps.astype(np.int64), losses, int((~keep).sum())
+    return steps.astype(np.int64), losses, dropped
 
 
 def detect_phases(steps, losses, *, delta_stable: float = 0.02, delta_severe: float = 0.10,

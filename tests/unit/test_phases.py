@@ -46,8 +46,10 @@ def test_nan_rows_dropped_and_counted():
 
 
 @pytest.mark.parametrize("steps, losses, match", [
-    ([1, 2], [float("nan"), float("nan")], "no finite validation losses"),
-    ([2, 1], [0.5, 0.4], "steps are not increasing"),
+    ([1, 2], [float("nan"), float("nan")], r"^losses: no finite \(step, validation loss\) points$"),
+    ([2, 1], [0.5, 0.4], r"^losses: step is not increasing at point 1 \(2 then 1\)$"),
+    ([-1, 2], [0.5, 0.4], r"^losses: negative step at point 0 \(-1\)$"),
+    ([1, 2, 3], [0.5, 0.4], r"^losses: step and validation loss must be 1-D of equal length, got \(3,\) and \(2,\)$"),
     ([1, 2], [0.5, -0.1], "must be > 0"),
 ])
 def test_bad_input(steps, losses, match):

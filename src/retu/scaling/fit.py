@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from retu.errors import RetuInputError
+from retu.series import increasing_series
 from retu.scaling.forms import gain_fraction, sigmoid_power
 from retu.scaling.lsq import G_FREE, N_PARAMS, SLOPE_BOUNDS, Solution, c_mid_of, predict_theta, r_squared, solve
 from retu.scaling.robust import lts_csteps, lts_variance_factor, mz_inliers, noise_scale
@@ -268,23 +269,6 @@ def _ceiling_ci(final: Solution, x, y, p_start, x_end, opts: FitOptions) -> tupl
 # The API
 
 
-def _validate(x, y, source: str) -> tuple[np.ndarray, np.ndarray, int]:
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise RetuInputError(f"{source}: compute and performance must be 1-D of equal length, got {x.shape} and {y.shape}")
-    finite = np.isfinite(x) & np.isfinite(y)
-    if not finite.any():
-        raise RetuInputError(f"{source}: no finite (compute, performance) points")
-    x, y = x[finite], y[finite]
-    if (x < 0).any():
-        raise RetuInputError(f"{source}: negative compute at point {int(np.flatnonzero(x < 0)[0])} ({x[x < 0][0]:g})")
-    if (np.diff(x) <= 0).any():
-        i = int(np.flatnonzero(np.diff(x) <= 0)[0]) + 1
-        raise RetuInputError(f"{source}: compute is not increasing at point {i} ({x[i - 1]:g} then {x[i]:g})")
-    return x, y, int((~finite).sum())
-
-
 @dataclass(frozen=True)
 class PointSelection:
     """The points of a curve after the branch point (x > 0) and which of them a fit uses.
@@ -350,7 +334,7 @@ def select_points(x: np.ndarray, y: np.ndarray, p_start: float, opts: FitOptions
 def prepare_points(x, y, p_start: float | None, source: str) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Validated finite points (x: [M] EFLOPs, y: [M] %), P_start (default: y at x == 0) and the
     count of dropped non-finite rows."""
-    x, y, n_dropped = _validate(x, y, source)
+    x, y, n_dropped = increasing_series(x, y, source=source, x_name="compute", y_name="performance")
     if p_start is None:
         if x[0] != 0:
             raise RetuInputError(f"{source}: no point at compute 0 and no p_start given")
