@@ -218,9 +218,9 @@ def read_completions(path: str | Path) -> list[dict]:
 
     records = []
     for lineno, rec in iter_jsonl(path):
-        for field in ("group", "answer", "completions"):
-            if field not in rec:
-                raise RetuInputError(f"{where(path, lineno)}: missing field '{field}' (a completions.jsonl "
+        for key in ("group", "answer", "completions"):
+            if key not in rec:
+                raise RetuInputError(f"{where(path, lineno)}: missing field '{key}' (a completions.jsonl "
                                      "from retu eval --out has group, answer, completions)")
         if not isinstance(rec["completions"], list) or not all(isinstance(c, str) for c in rec["completions"]):
             raise RetuInputError(f"{where(path, lineno)}: 'completions' must be a list of strings")
