@@ -98,4 +98,6 @@ def test_online_phase_and_saturation():
     assert not is_saturated([1.0, 0.8, 0.6, 0.5], patience=3)
     assert is_saturated([1.0, 0.5, 0.499, 0.498, 0.497], patience=3)  # < 2% gained in 3 checkpoints
     assert is_saturated([1.0, 0.5, 0.6], patience=3) is False  # too few checkpoints to judge
-    assert is_saturated([1.0, 0.9, 0.5, 0.6], patience=3)  # past the minimum: Severe
+    assert not is_saturated([1.0, 0.9, 0.5, 0.6], patience=3)  # one Severe checkpoint is not saturation
+    assert not is_saturated([1.0, 0.5, 0.6, 0.45], patience=2)  # a jump, then a new minimum
+    assert is_saturated([1.0, 0.5, 0.6, 0.7], patience=2)  # no new minimum in `patience` checkpoints
