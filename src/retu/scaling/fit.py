@@ -35,10 +35,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from retu.errors import RetuInputError
-from retu.series import increasing_series
 from retu.scaling.forms import gain_fraction, sigmoid_power
 from retu.scaling.lsq import G_FREE, N_PARAMS, SLOPE_BOUNDS, Solution, c_mid_of, predict_theta, r_squared, solve
 from retu.scaling.robust import lts_csteps, lts_variance_factor, mz_inliers, noise_scale
+from retu.series import increasing_series
 
 
 @dataclass(frozen=True)
