@@ -17,6 +17,7 @@ import yaml
 
 from retu.config_loader import build_dataclass, parse_overrides, read_config_file, set_path
 from retu.errors import RetuInputError
+from retu.phases import DELTA_SEVERE, DELTA_STABLE, PATIENCE
 
 ARITH = "arith"  # data.train / val / eval: the embedded task (retu.tasks.arith) instead of a file
 REPORT_TO = ("none", "tensorboard", "wandb")  # log.report_to (retu.engine.run.MIRRORS implements each)
@@ -133,10 +134,9 @@ class SftCfg:
 
     val_every: int = _f(50, "steps between validation losses (and checkpoints, if save_every is 0)")
     stop_on_saturation: bool = _f(False, "stop once the validation loss has saturated (retu.phases)")
-    patience: int = _f(4, "validation points without a delta_stable improvement that mean saturation (at 3, "
-                       "two seed-0 SFT runs of the embedded task stopped one point before their minimum)")
-    delta_stable: float = _f(0.02, "relative band above L_min that counts as Stable")
-    delta_severe: float = _f(0.10, "relative excess beyond which overfitting is Severe")
+    patience: int = _f(PATIENCE, "validation points without a delta_stable improvement that mean saturation")
+    delta_stable: float = _f(DELTA_STABLE, "relative band above L_min that counts as Stable")
+    delta_severe: float = _f(DELTA_SEVERE, "relative excess beyond which overfitting is Severe")
     padding_free: bool = _f(False, "train on each micro-batch's sequences joined into one row without padding "
                             "(TRL's padding-free collator); the losses and FLOPs counts do not change")
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import CURVES
 
+from retu.config import SftCfg
 from retu.errors import RetuInputError
 from retu.phases import detect_phases, is_saturated, label_phases, online_phase
 
@@ -101,3 +102,10 @@ def test_online_phase_and_saturation():
     assert not is_saturated([1.0, 0.9, 0.5, 0.6], patience=3)  # one Severe checkpoint is not saturation
     assert not is_saturated([1.0, 0.5, 0.6, 0.45], patience=2)  # a jump, then a new minimum
     assert is_saturated([1.0, 0.5, 0.6, 0.7], patience=2)  # no new minimum in `patience` checkpoints
+
+
+def test_saturation_waits_as_long_by_default_as_an_sft_run_does():
+    flat_for_three = [1.0, 0.5, 0.499, 0.498, 0.497]
+    assert SftCfg().patience == 4
+    assert not is_saturated(flat_for_three) and is_saturated([*flat_for_three, 0.496])
+    assert (SftCfg().delta_stable, SftCfg().delta_severe) == (0.02, 0.10)

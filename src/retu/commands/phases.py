@@ -7,12 +7,14 @@ from pathlib import Path
 
 import typer
 
+from retu.phases import DELTA_SEVERE, DELTA_STABLE
+
 
 def phases(
     logs: list[Path] = typer.Argument(..., help="metrics.jsonl, run dir, trainer_state.json, CSV or TensorBoard events."),
     metric: str = typer.Option(None, "--metric", help="Loss metric name (default: the validation loss, found by name)."),
-    delta_stable: float = typer.Option(0.02, "--delta-stable", help="Relative band above L_min that counts as Stable."),
-    delta_severe: float = typer.Option(0.10, "--delta-severe", help="Relative excess beyond which overfitting is Severe."),
+    delta_stable: float = typer.Option(DELTA_STABLE, "--delta-stable", help="Relative band above L_min that counts as Stable."),
+    delta_severe: float = typer.Option(DELTA_SEVERE, "--delta-severe", help="Relative excess beyond which overfitting is Severe."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per log; a list for several)."),
     plot: Path = typer.Option(None, "--plot", help="Write the validation-loss figure with shaded sub-phases (PNG)."),
 ) -> None:
