@@ -247,8 +247,8 @@ def _ceiling_ci(final: Solution, x, y, p_start, x_end, opts: FitOptions) -> tupl
     refits are least squares on the kept points, while A comes from trimming: at normal errors the
     LTS estimator's asymptotic variance is 1 / (alpha - 2 q phi(q)) against 1 / alpha for least
     squares on the kept share (Rousseeuw & Leroy 1987), so the draws' spread around A is widened by
-    1 / sqrt(lts_variance_factor(alpha)) (x1.27 at alpha 0.9). Measured coverage:
-    benchmarks/bench_fit_coverage.py.
+    1 / sqrt(lts_variance_factor(alpha)) (x1.27 at alpha 0.9), and the interval is cut at the
+    bound of A (`opts.upper`, 100%). Measured coverage: benchmarks/bench_fit_coverage.py.
     """
     n = len(x)
     if n <= N_PARAMS or opts.n_boot < 10:
@@ -262,7 +262,7 @@ def _ceiling_ci(final: Solution, x, y, p_start, x_end, opts: FitOptions) -> tupl
     draws = final.theta[0] + (draws - final.theta[0]) / math.sqrt(lts_variance_factor(opts.lts_alpha))
     tail = (1.0 - opts.ci_level) / 2.0 * 100.0
     lo, hi = np.percentile(draws, [tail, 100.0 - tail])
-    return (float(lo), float(hi))
+    return (float(min(lo, opts.upper)), float(min(hi, opts.upper)))  # widening can pass the ceiling's bound
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -102,3 +102,14 @@ def test_fits_on_a_bound_are_named():
     # A flat curve: no gain to place, so B and C_mid are both unidentified.
     flat = np.array([6.5, 6.0, 7.0, 6.5, 6.0, 7.5, 6.5, 6.0, 7.0])
     assert fit_ceiling(x, flat).at_bounds == ("B=10", "gain at end=1")
+
+
+def test_the_ceiling_interval_stays_on_the_accuracy_scale():
+    # pure SFT of configs/tiny/long.yaml, seed 2 (EFLOPs, %): the widened bootstrap reached 101.8
+    x = np.array([0.0, 1.53, 3.07, 4.61, 6.14, 7.67, 9.2, 10.74, 12.27, 13.81, 15.34, 16.87, 18.41, 19.93,
+                  21.48, 23.01, 24.54, 26.08, 27.61]) * 1e-6
+    y = np.array([4.5, 4.5, 8.25, 24.0, 27.75, 44.25, 49.25, 59.0, 59.25, 71.25, 73.75, 63.0, 71.0, 73.75,
+                  78.5, 79.75, 89.5, 81.5, 86.0])
+    fit = fit_ceiling(x, y, p_start=4.5)
+    assert fit.saturated and fit.ceiling == pytest.approx(86.45, abs=0.01)
+    assert fit.ceiling_ci[0] == pytest.approx(77.0, abs=0.1) and fit.ceiling_ci[1] == 100.0
