@@ -292,8 +292,27 @@ def check_claims(evidence: Sequence[SeedEvidence]) -> list[Finding | Untested]:
     return out
 
 
-def render_findings(results: Sequence[Finding | Untested], n_seeds: int) -> str:
-    """The report's opening "Findings" section: a table of tested claims, then the untested ones."""
+def check_each_seed(evidence: Sequence[SeedEvidence]) -> dict[int, list[Finding | Untested]]:
+    """Every claim on each seed alone (`check_claims` of that seed's evidence), by seed."""
+    return {e.seed: check_claims([e]) for e in evidence}
+
+
+def render_seed_verdicts(per_seed: dict[int, Sequence[Finding | Untested]]) -> str:
+    """A table of each claim's verdict on each seed alone: one row per claim that some seed can
+    test, `-` where a seed cannot."""
+    seeds = list(per_seed)
+    verdicts = {s: {r.id: r.verdict for r in results if isinstance(r, Finding)} for s, results in per_seed.items()}
+    ids = [cid for cid in CLAIMS if any(cid in v for v in verdicts.values())]
+    lines = ["Each seed alone (the same claims on one seed's runs):", "",
+             "| id | " + " | ".join(f"seed {s}" for s in seeds) + " |", "| --- |" + " --- |" * len(seeds)]
+    lines += [f"| {cid} | " + " | ".join(verdicts[s].get(cid, "-") for s in seeds) + " |" for cid in ids]
+    return "\n".join(lines)
+
+
+def render_findings(results: Sequence[Finding | Untested], n_seeds: int,
+                    per_seed: dict[int, Sequence[Finding | Untested]] | None = None) -> str:
+    """The report's opening "Findings" section: a table of tested claims, with several seeds each
+    seed's verdicts (`per_seed`, from `check_each_seed`), then the untested claims."""
     lines = ["## Findings", "", f"Each claim of the paper tested on these runs ({n_seeds} seed{'s' * (n_seeds > 1)}); "
              "numbers are estimates with 95% intervals. Verdict: holds / fails when the intervals are apart, "
              "inconclusive when they overlap.", "",
@@ -302,6 +321,8 @@ def render_findings(results: Sequence[Finding | Untested], n_seeds: int) -> str:
         if isinstance(r, Finding):
             nums = "; ".join(f"{k}: {v.text(2 if 'Pearson' in k else 1)}" for k, v in r.numbers.items())
             lines.append(f"| {r.id} | {r.claim} | {nums} | **{r.verdict}** |")
+    if per_seed:
+        lines += ["", render_seed_verdicts(per_seed)]
     untested = [r for r in results if isinstance(r, Untested)]
     if untested:
         lines += ["", "Not tested here:"] + [f"- {r.id} ({r.claim}): {r.reason}." for r in untested]

@@ -10,7 +10,7 @@ one SFT run per dataset (`<name>/`), the RL branches (`rl/<name>-step<N>/`, the 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from retu.errors import RetuInputError
 from retu.report.build import Report, atomic_write, build_report, render_sections, write_figures
 from retu.report.evidence import seed_evidence
-from retu.report.findings import SeedEvidence, render_findings, check_claims
+from retu.report.findings import SeedEvidence, check_claims, check_each_seed, render_findings
 from retu.report.paradigms import Paradigm, mean_over_seeds, paradigm_curve
 
 LAYOUT = "pipeline.json"
@@ -61,9 +61,11 @@ class Study:
     evidence: tuple[SeedEvidence, ...]
     findings: tuple
     paradigms: tuple[Paradigm, ...]
+    seed_findings: dict = field(default_factory=dict)  # seed -> the claims on that seed alone (several seeds)
 
     def to_dict(self) -> dict:
         return {"seeds": list(self.seeds), "findings": [f.to_dict() for f in self.findings],
+                "findings_per_seed": {str(s): [f.to_dict() for f in fs] for s, fs in self.seed_findings.items()},
                 "paradigms": [p.row() for p in self.paradigms],
                 "per_seed": {str(s): r.to_dict() for s, r in self.reports.items()}}
 
@@ -96,7 +98,8 @@ def build_study(root: str | Path) -> Study:
             curves.setdefault(method, []).append(paradigm_curve(method, PARADIGM_LABELS[method], run_dir))
     n = len(layout["seeds"])
     paradigms = tuple(mean_over_seeds(c) for c in curves.values() if len(c) == n)
-    return Study(tuple(layout["seeds"]), reports, tuple(evidence), tuple(check_claims(evidence)), paradigms)
+    return Study(tuple(layout["seeds"]), reports, tuple(evidence), tuple(check_claims(evidence)), paradigms,
+                 check_each_seed(evidence) if n > 1 else {})
 
 
 def _pm(p: Paradigm, i: int) -> str:
@@ -107,7 +110,7 @@ def _pm(p: Paradigm, i: int) -> str:
 
 def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figure: str | None) -> str:
     """report.md: Findings, the paradigm table and figure, then each seed's sections."""
-    lines = ["# retu report", "", render_findings(study.findings, len(study.seeds)), ""]
+    lines = ["# retu report", "", render_findings(study.findings, len(study.seeds), study.seed_findings), ""]
     if study.paradigms:
         seeds = len(study.seeds)
         best = study.evidence[0].scenes[0].sft_best if study.evidence and study.evidence[0].scenes else None

@@ -14,6 +14,7 @@ from retu.report.findings import (
     Untested,
     render_findings,
     check_claims,
+    check_each_seed,
     verdict,
 )
 
@@ -140,3 +141,15 @@ def test_an_open_sft_ceiling_stays_open_across_seeds_and_only_fails_clear_losers
     both = combine([open_, est(50.0)])
     assert both.hi == math.inf and both.value == pytest.approx(48.0)
     assert verdict(est(80.0), open_) == "inconclusive" and verdict(est(30.0), open_) == "fails"
+
+
+def test_each_seed_alone_gets_its_verdicts_beside_the_combined_ones():
+    seeds = [SeedEvidence(0, (scene(),), base_ceiling=est(10.0)), SeedEvidence(1, (scene(sft_best=73.0),))]
+    per_seed = check_each_seed(seeds)
+    assert [by_id(per_seed[s])["F1"].verdict for s in (0, 1)] == ["holds", "inconclusive"]
+    assert isinstance(by_id(per_seed[1])["F2"], Untested)  # seed 1 has no RL from the base model
+    text = render_findings(check_claims(seeds), 2, per_seed)
+    table = text[text.index("Each seed alone"):text.index("Not tested here")]
+    assert "| id | seed 0 | seed 1 |" in table
+    assert "| F1 | holds | inconclusive |" in table and "| F2 | holds | - |" in table
+    assert "| F4 |" not in table  # no seed can test it: no row

@@ -78,6 +78,7 @@ def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
     md = write_study(study, tmp_path / "report").read_text()
     assert md.splitlines()[2] == "## Findings"
     assert "| F1 | SFT-then-RL beats pure SFT" in md and "## Paradigms on one compute axis" in md
+    assert "Each seed alone" not in md  # one seed: its verdicts are the table's
     assert "| 200 | 0.2 | 45.0 [40.2, 49.9] |" in md  # P_sft with its interval in the decomposition table
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [x["id"] for x in data["findings"]] == ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
@@ -129,6 +130,9 @@ def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
     assert sft_then_rl.seeds == 3 and np.isfinite(sft_then_rl.y_err).all()
     md = write_study(study, tmp_path / "report").read_text()
     assert "## Seed 2" in md and "(3 seeds" in md
+    assert "| id | seed 0 | seed 1 | seed 2 |" in md and "| F8 | holds | holds | holds |" in md
+    per_seed = json.loads((tmp_path / "report" / "report.json").read_text())["findings_per_seed"]
+    assert sorted(per_seed) == ["0", "1", "2"] and per_seed["1"][0]["id"] == "F1"
     assert (tmp_path / "report" / "fits-seed1.png").exists()
 
 
