@@ -33,8 +33,8 @@ PHASES = ("Adaptive", "Stable", "Mild", "Severe")
 DELTA_STABLE = 0.02  # delta_s of the paper
 DELTA_SEVERE = 0.10  # delta_o of the paper
 # Checks without a DELTA_STABLE improvement that stop an SFT run; chosen on the seed-0 curves of the
-# embedded task: at 3, two of its SFT runs (1000 and 2000 problems) stopped one
-# check before their minimum, at 4 none did.
+# embedded task: at 3, two of its SFT runs (1000 and 2000 problems) stopped one check before their
+# minimum, at 4 none did.
 PATIENCE = 4
 _TIE = 1e-9  # thresholds are inclusive; 0.51 / 0.50 - 1 is 0.020000000000000018 in floating point
 
