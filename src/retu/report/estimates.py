@@ -6,7 +6,7 @@ fit's interval reaches up to its free fit), a correlation a Fisher z interval (`
 
 With several seeds, the same quantity measured on each seed is combined (`combine`): the mean over
 seeds, with a t interval over the seeds (k - 1 degrees of freedom), never narrower than the mean
-within-seed error.
+within-seed error, and cut at the ends of the quantity's scale (0-100% for an accuracy).
 
 The claims that compare these numbers are in `retu.report.findings`. This module imports numpy and
 scipy only.
@@ -23,6 +23,8 @@ from scipy import stats
 
 from retu.intervals import Z95, wilson_interval
 
+CORRELATION = (-1.0, 1.0)  # the scale of a correlation's Estimate (an accuracy's is the default, 0-100%)
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -34,6 +36,8 @@ class Estimate:
         n: Evaluated problems behind a binomial estimate, or points behind a correlation.
         seeds: Seeds combined into it.
         how: How the interval was made ("binomial", "fit", "fit, unsaturated", "fisher z", "k seeds").
+        scale: The values the quantity can take: (0, 100) for an accuracy in %, (-1, 1) for a
+            correlation.
     """
 
     value: float
@@ -42,6 +46,7 @@ class Estimate:
     n: int | None = None
     seeds: int = 1
     how: str = ""
+    scale: tuple[float, float] = (0.0, 100.0)
 
     @property
     def known(self) -> bool:
@@ -98,9 +103,9 @@ def correlation_estimate(x: Sequence[float], y: Sequence[float]) -> Estimate:
     r = float(stats.pearsonr(x, y).statistic)
     n = len(x)
     if n < 4 or abs(r) >= 1.0:
-        return Estimate(r, math.nan, math.nan, n, how="fisher z")
+        return Estimate(r, math.nan, math.nan, n, how="fisher z", scale=CORRELATION)
     z, half = math.atanh(r), Z95 / math.sqrt(n - 3)
-    return Estimate(r, math.tanh(z - half), math.tanh(z + half), n, how="fisher z")
+    return Estimate(r, math.tanh(z - half), math.tanh(z + half), n, how="fisher z", scale=CORRELATION)
 
 
 def combine(estimates: Sequence[Estimate]) -> Estimate:
@@ -108,12 +113,20 @@ def combine(estimates: Sequence[Estimate]) -> Estimate:
 
     The mean over the k seeds, with half-width max(t_{k-1} x sd / sqrt(k), 1.96 x sqrt(sum se_i^2) / k),
     se_i the within-seed standard error (half-width / 1.96): the spread across seeds, but never
-    less than the measurement error of the mean. One estimate is returned as it is.
+    less than the measurement error of the mean; cut at the ends of their common `scale`. One estimate
+    is returned as it is.
 
     >>> e = combine([Estimate(60.0, 55.0, 65.0), Estimate(64.0, 59.0, 69.0), Estimate(62.0, 57.0, 67.0)])
     >>> round(e.value, 1), round(e.lo, 2), round(e.hi, 2), e.seeds
     (62.0, 57.03, 66.97, 3)
+    >>> combine([Estimate(99.0, 97.0, 100.0), Estimate(95.0, 93.0, 97.0)]).hi
+    100.0
+
+    Raises:
+        ValueError: The estimates are on different scales.
     """
+    if len({e.scale for e in estimates}) > 1:
+        raise ValueError(f"cannot combine estimates on different scales: {sorted({e.scale for e in estimates})}")
     if len(estimates) == 1:
         return estimates[0]
     k = len(estimates)
@@ -128,4 +141,6 @@ def combine(estimates: Sequence[Estimate]) -> Estimate:
     n = sum(e.n for e in estimates) if all(e.n is not None for e in estimates) else None
     how = ", ".join(sorted({e.how for e in estimates}))
     open_above = any(e.hi == math.inf for e in estimates)  # one seed's "at least" stays open above
-    return Estimate(mean, mean - half, math.inf if open_above else mean + half, n, k, how)
+    low, high = estimates[0].scale
+    return Estimate(mean, max(low, mean - half), math.inf if open_above else min(high, mean + half), n, k, how,
+                    estimates[0].scale)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from retu.report.estimates import Estimate, combine, correlation_estimate
+from retu.report.estimates import CORRELATION, Estimate, combine, correlation_estimate
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 STABLE_OR_MILD = ("Stable", "Mild")
@@ -250,7 +250,7 @@ def _f7(evidence):
     if len(configs) < 3:
         raise _Missing("needs at least three SFT datasets with a branch at their switch")
     r = correlation_estimate(*zip(*pairs))
-    threshold = Estimate(R_THRESHOLD, R_THRESHOLD, R_THRESHOLD, how="claim")
+    threshold = Estimate(R_THRESHOLD, R_THRESHOLD, R_THRESHOLD, how="claim", scale=CORRELATION)
     # The claim is r <= -0.8: it holds when r's interval lies below the threshold.
     return {"Pearson r (min val loss, A_post at the switch)": r}, verdict(threshold, r)
 
