@@ -33,7 +33,8 @@ class Paradigm:
         steps: [N] the run's step of each point.
         fit: The ceiling fit on (x - x0, y), or None.
         note: Why there is no fit, or the fit's flags.
-        y_err: [N] 95% half-width of each point (its evaluation's standard error, or across seeds).
+        y_ci: [2, N] 95% interval (lo, hi) of each point: its evaluation's Wilson interval, or the
+            interval across seeds; NaN where unknown.
         seeds: Seeds averaged into the curve.
         ceiling: The fitted ceiling as an Estimate (combined over seeds), or None.
     """
@@ -46,7 +47,7 @@ class Paradigm:
     steps: np.ndarray
     fit: object
     note: str
-    y_err: np.ndarray | None = None
+    y_ci: np.ndarray | None = None
     seeds: int = 1
     ceiling: Estimate | None = None
 
@@ -68,15 +69,15 @@ def fit_paradigm(x: np.ndarray, y: np.ndarray, source: str):
     return fit, ", ".join(fit_flags(fit))
 
 
-def _point_errors(path: Path, n_points: int) -> np.ndarray:
-    """95% half-widths of a run's evaluations (half the `eval_interval`), in eval-record order; NaN
-    where unknown."""
+def _point_intervals(path: Path, n_points: int) -> np.ndarray:
+    """[2, n_points] 95% intervals (lo, hi) of a run's last n_points evaluations (`eval_interval`), in
+    eval-record order; NaN where unknown."""
     from retu.metrics import read_records
 
     cis = [eval_interval(r["metrics"]) for r in read_records(path)
            if r.get("kind") == "eval" and (r.get("metrics") or {}).get("eval/overall") is not None]
-    err = np.array([np.nan if ci is None else (ci[1] - ci[0]) / 2 for ci in cis])
-    return err[-n_points:] if len(err) >= n_points else np.full(n_points, np.nan)
+    ci = np.array([(np.nan, np.nan) if c is None else c for c in cis], dtype=float).reshape(-1, 2).T
+    return ci[:, -n_points:] if ci.shape[1] >= n_points else np.full((2, n_points), np.nan)
 
 
 def paradigm_curve(method: str, label: str, run_dir: Path) -> Paradigm:
@@ -90,25 +91,24 @@ def paradigm_curve(method: str, label: str, run_dir: Path) -> Paradigm:
         x = x0 + np.concatenate([[0.0], curve.x])
         y, steps = np.concatenate([[curve.p_start], curve.y]), np.concatenate([[curve.sft_step or 0], curve.steps])
     fit, note = fit_paradigm(x - x0, y, str(run_dir))
-    return Paradigm(method, label, x, y, x0, steps, fit, note, _point_errors(path, len(y)),
+    return Paradigm(method, label, x, y, x0, steps, fit, note, _point_intervals(path, len(y)),
                     ceiling=None if fit is None else fit_estimate(fit))
 
 
 def mean_over_seeds(curves: list[Paradigm]) -> Paradigm:
     """One paradigm averaged over seeds: points matched by index (the runs share their schedule),
-    x and y the means, error bars the 95% interval across seeds (`estimates.combine`), the ceiling the
+    x and y the means, intervals the 95% interval across seeds (`estimates.combine`), the ceiling the
     combined ceilings, the fit refitted on the mean curve. One curve is returned as it is."""
     if len(curves) == 1:
         return curves[0]
     n = min(len(c.y) for c in curves)
     x = np.mean([c.x[:n] for c in curves], axis=0)
-    points = [combine([Estimate(c.y[i], c.y[i] - c.y_err[i], c.y[i] + c.y_err[i]) for c in curves])
-              for i in range(n)]
+    points = [combine([Estimate(c.y[i], c.y_ci[0, i], c.y_ci[1, i]) for c in curves]) for i in range(n)]
     y = np.array([p.value for p in points])
     x0 = float(np.mean([c.x0 for c in curves]))
     fit, note = fit_paradigm(x - x0, y, curves[0].method)
     ceilings = [c.ceiling for c in curves if c.ceiling is not None]
     first = curves[0]
     return Paradigm(first.method, first.label, x, y, x0, first.steps[:n], fit, note,
-                    np.array([p.hi - p.value for p in points]), len(curves),
+                    np.array([[p.lo for p in points], [p.hi for p in points]]), len(curves),
                     combine(ceilings) if len(ceilings) == len(curves) else None)

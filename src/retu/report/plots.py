@@ -227,7 +227,7 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
     """Accuracy against cumulative EFLOPs from the base model, one colour per paradigm (Fig. 2).
 
     Args:
-        paradigms: `retu.report.paradigms.Paradigm`s (x, y, x0, fit, label; error bars from y_err).
+        paradigms: `retu.report.paradigms.Paradigm`s (x, y, x0, fit, label; error bars from y_ci).
         path: PNG to write.
     """
     with plt.rc_context(STYLE):
@@ -235,9 +235,10 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
         colors = plt.cm.tab10(np.arange(len(paradigms)) % 10)
         for p, color in zip(paradigms, colors, strict=True):
             label = p.label if p.ceiling is None else f"{p.label}: {p.ceiling.text()}"
-            if p.y_err is not None and np.isfinite(p.y_err).any():
-                ax.errorbar(p.x, p.y, yerr=np.nan_to_num(p.y_err), fmt="o", ms=3, color=color, alpha=0.75, lw=0.7,
-                            capsize=1.5)
+            if p.y_ci is not None and np.isfinite(p.y_ci).any():
+                below, above = np.nan_to_num(p.y - p.y_ci[0]), np.nan_to_num(p.y_ci[1] - p.y)
+                ax.errorbar(p.x, p.y, yerr=np.clip([below, above], 0.0, None), fmt="o", ms=3, color=color,
+                            alpha=0.75, lw=0.7, capsize=1.5)
             else:
                 ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
             if p.x0 > 0:  # SFT-then-RL starts where its SFT leg ended

@@ -102,10 +102,10 @@ def build_study(root: str | Path) -> Study:
                  check_each_seed(evidence) if n > 1 else {})
 
 
-def _pm(p: Paradigm, i: int) -> str:
-    """Point i of a paradigm's curve with its 95% half-width: `75.2 ± 4.2`."""
-    err = None if p.y_err is None else p.y_err[i]
-    return f"{p.y[i]:.1f}" + ("" if err is None or not np.isfinite(err) else f" ± {err:.1f}")
+def _point(p: Paradigm, i: int) -> str:
+    """Point i of a paradigm's curve with its 95% interval: `75.2 [70.8, 79.1]`."""
+    lo, hi = (np.nan, np.nan) if p.y_ci is None else p.y_ci[:, i]
+    return f"{p.y[i]:.1f}" + ("" if not (np.isfinite(lo) and np.isfinite(hi)) else f" [{lo:.1f}, {hi:.1f}]")
 
 
 def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figure: str | None) -> str:
@@ -117,13 +117,13 @@ def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figu
         n = f" on n={best.n} problems" if best is not None and best.n else ""
         lines += ["## Paradigms on one compute axis", "",
                   f"Accuracy (%){n} against cumulative training FLOPs from the base model ({seeds} seed"
-                  f"{'s, means ± 95% half-widths across seeds' if seeds > 1 else ', ± 95% half-widths'}).", "",
+                  f"{'s, means with 95% intervals across seeds' if seeds > 1 else ', with Wilson 95% intervals'}).", "",
                   "| paradigm | EFLOPs | start | best | final | fitted ceiling | note |",
                   "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
         for p in study.paradigms:
             ceiling = "-" if p.ceiling is None else p.ceiling.text()
             best = int(np.argmax(p.y))
-            lines.append(f"| {p.label} | {p.x[-1]:.4g} | {_pm(p, 0)} | {_pm(p, best)} | {_pm(p, len(p.y) - 1)} | "
+            lines.append(f"| {p.label} | {p.x[-1]:.4g} | {_point(p, 0)} | {_point(p, best)} | {_point(p, len(p.y) - 1)} | "
                          f"{ceiling} | {p.note} |")
         if paradigm_figure:
             lines += ["", f"![paradigms]({paradigm_figure})"]

@@ -10,6 +10,7 @@ from retu.errors import RetuInputError
 from retu.intervals import wilson_interval
 from retu.metrics import JsonlLogger
 from retu.report.findings import Finding, Untested
+from retu.report.paradigms import Paradigm, mean_over_seeds
 from retu.report.study import build_study, write_layout, write_study
 from retu.scaling.forms import sigmoid_power
 
@@ -80,6 +81,9 @@ def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
     assert "| F1 | SFT-then-RL beats pure SFT" in md and "## Paradigms on one compute axis" in md
     assert "Each seed alone" not in md  # one seed: its verdicts are the table's
     assert "| 200 | 0.2 | 45.0 [40.2, 49.9] |" in md  # P_sft with its interval in the decomposition table
+    sft = next(p for p in study.paradigms if p.method == "sft")
+    assert sft.y_ci[:, -1] == pytest.approx(wilson_interval(53.0, N_EVAL))  # each point's own Wilson interval
+    assert "| pure SFT | 0.5 | 9.0 [6.6, 12.2] | 53.0 [48.1, 57.8] | 53.0 [48.1, 57.8] |" in md
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [x["id"] for x in data["findings"]] == ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
     assert data["findings"][0]["verdict"] == "holds" and "reason" in data["findings"][3]
@@ -127,13 +131,24 @@ def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
     assert isinstance(f["F8"], Finding) and f["F8"].verdict == "holds"
     assert set(f["F8"].numbers) == {"best SFT-then-RL A_post", "LUFFY ceiling", "UPT ceiling"}
     sft_then_rl = next(p for p in study.paradigms if p.method == "sft_then_rl")
-    assert sft_then_rl.seeds == 3 and np.isfinite(sft_then_rl.y_err).all()
+    assert sft_then_rl.seeds == 3 and np.isfinite(sft_then_rl.y_ci).all()
     md = write_study(study, tmp_path / "report").read_text()
     assert "## Seed 2" in md and "(3 seeds" in md
     assert "| id | seed 0 | seed 1 | seed 2 |" in md and "| F8 | holds | holds | holds |" in md
     per_seed = json.loads((tmp_path / "report" / "report.json").read_text())["findings_per_seed"]
     assert sorted(per_seed) == ["0", "1", "2"] and per_seed["1"][0]["id"] == "F1"
     assert (tmp_path / "report" / "fits-seed1.png").exists()
+
+
+def test_points_averaged_over_seeds_keep_their_intervals_on_the_accuracy_scale():
+    # Two seeds far apart near both ends: t(0.975, 1) = 12.7 makes the raw intervals run past 0 and 100.
+    curves = [Paradigm("sft", "pure SFT", np.array([0.0, 1.0]), np.array(y), 0.0, np.array([0, 100]), None, "",
+                       np.array([[max(y[0] - 2, 0.0), y[1] - 2], [y[0] + 2, min(y[1] + 2, 100.0)]]))
+              for y in ([1.0, 99.0], [6.0, 90.0])]
+    mean = mean_over_seeds(curves)
+    assert mean.y == pytest.approx([3.5, 94.5]) and mean.seeds == 2
+    assert mean.y_ci[0, 0] == 0.0 and mean.y_ci[1, 1] == 100.0
+    assert mean.y_ci[1, 0] == pytest.approx(3.5 + 12.706 * np.std([1.0, 6.0], ddof=1) / np.sqrt(2), abs=0.01)
 
 
 def test_a_directory_without_the_layout_is_refused(tmp_path):
