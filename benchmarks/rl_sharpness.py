@@ -13,8 +13,8 @@ engine. The checkpoint is then moved, one perturbation at a time, by:
 
 and the greedy accuracy on the embedded task's 400 evaluation problems (1-5 operations) is printed
 for each. A checkpoint whose accuracy falls far more under the RL directions than under random ones
-sits in a minimum that is sharp along them: RL needs a smaller learning rate there (README, "The main
-job").
+sits in a minimum that is sharp along them: RL needs a smaller learning rate there (docs/main_job.md,
+"Why a constant SFT learning rate").
 
     nice -n 10 .venv/bin/python benchmarks/rl_sharpness.py runs/pipeline/seed-0/arith/checkpoints/step-900
 """

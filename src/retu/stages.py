@@ -23,7 +23,7 @@ from retu.phases import PhaseResult, detect_phases
 # what every stage of a pipeline or comparison evaluates with. Measured in benchmarks/bench_pipeline.sh.
 # SFT keeps a constant learning rate: RL from a checkpoint trained to a low final learning rate
 # (cosine decay) loses accuracy at any RL learning rate above ~0.1x that final rate, and gains too
-# slowly below it to show in minutes (README, "The embedded default").
+# slowly below it to show in minutes (docs/main_job.md, "Why a constant SFT learning rate").
 SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=400",
           "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
           "eval.max_new_tokens=64", "eval.batch_size=400"]
