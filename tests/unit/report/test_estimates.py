@@ -33,7 +33,7 @@ def test_combine_uses_the_spread_across_seeds_with_a_floor_at_the_within_seed_er
 
 
 def test_combined_interval_stays_on_the_scale_of_the_quantity():
-    # Ceilings of 99 and 95 (the authors' long-budget seeds look like this): mean 97, spread
+    # Ceilings of 99 and 95 (near the task's top, as at long SFT budgets): mean 97, spread
     # 12.706 * sd 2.83 / sqrt(2) = 25.4, so the raw interval [71.6, 122.4] is cut at 100%.
     ceiling = combine([Estimate(99.0, 97.0, 100.0), Estimate(95.0, 93.0, 97.0)])
     assert ceiling.value == pytest.approx(97.0) and ceiling.lo == pytest.approx(71.59, abs=0.01)
