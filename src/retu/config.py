@@ -74,6 +74,8 @@ class DataCfg:
     arith_train_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the training split")
     arith_eval_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the eval split")
     arith_noise: float = _f(0.0, "embedded task: share of train and validation trajectories with one wrong step")
+    arith_sign_slip: float = _f(0.0, "embedded task: probability that the expert drops the minus sign of a running "
+                                "result of -5 or below (a systematic error in train and validation trajectories)")
     max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
     max_response_len: int = _f(128, "response tokens generated / trained at most")
     keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "
@@ -84,6 +86,8 @@ class DataCfg:
         _at_least("data", 1, arith_n_train=self.arith_n_train, arith_max_steps=self.arith_max_steps,
                   max_prompt_len=self.max_prompt_len, max_response_len=self.max_response_len)
         _at_least("data", 0, arith_n_val=self.arith_n_val, arith_n_eval=self.arith_n_eval)
+        if not 0.0 <= self.arith_sign_slip <= 1.0:
+            raise RetuInputError(f"data.arith_sign_slip is a probability in [0, 1], got {self.arith_sign_slip}")
 
 
 @dataclass(frozen=True)

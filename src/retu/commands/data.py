@@ -30,6 +30,8 @@ def arith(
     difficulty: str = typer.Option("uniform", "--difficulty", help="Training levels: uniform (1..max-steps), easy "
                                    "(the lowest 2/5) or hard (the highest 2/5); val and eval stay uniform."),
     noise: float = typer.Option(0.0, "--noise", help="Share of train and val trajectories with one wrong step."),
+    sign_slip: float = typer.Option(0.0, "--sign-slip", help="Probability that the expert drops the minus sign of a "
+                                    "running result of -5 or below (train and val)."),
 ) -> None:
     """Write the arithmetic task's train / val / eval splits (no 2+-step problem in two splits)."""
     from retu.data.io import write_jsonl
@@ -42,13 +44,13 @@ def arith(
     levels = tuple(range(1, max_steps + 1))
     train_levels = difficulty_levels(difficulty, max_steps)
     splits = make_splits(seed, n_train, n_val, n_eval, steps_train=train_levels, steps_eval=levels,
-                         cfg=ArithConfig(operand_max=operand_max, ops=ops), noise=noise)
+                         cfg=ArithConfig(operand_max=operand_max, ops=ops), noise=noise, sign_slip=sign_slip)
     for name, rows in splits.items():
         path = write_jsonl(out / f"{name}.jsonl", rows)
         shown = train_levels if name == "train" else levels
         wrong = sum(bool(r.get("expert_error")) for r in rows)
         typer.echo(f"{path}: {len(rows)} problems, steps {shown[0]}-{shown[-1]}"
-                   + (f", {wrong} with a wrong step" if wrong else ""))
+                   + (f", {wrong} with an expert error" if wrong else ""))
 
 
 IN_ARGUMENT = typer.Argument(..., metavar="IN", help="Problem set (JSONL of problem rows or chat rows).")

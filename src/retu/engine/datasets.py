@@ -33,7 +33,8 @@ class ProblemSets:
 def arith_splits(data: DataCfg) -> dict[str, list[dict]]:
     """The embedded task's train / val / eval rows as the data config sizes them."""
     return make_splits(data.seed, data.arith_n_train, data.arith_n_val, data.arith_n_eval,
-                       steps_train=data.arith_train_steps, steps_eval=data.arith_eval_steps, noise=data.arith_noise)
+                       steps_train=data.arith_train_steps, steps_eval=data.arith_eval_steps, noise=data.arith_noise,
+                       sign_slip=data.arith_sign_slip)
 
 
 def _read(source: str, field: str, *, require_solution: bool) -> list[dict]:

@@ -1,6 +1,7 @@
 """The embedded arithmetic task: problem text, expert solutions, and leak-free seeded splits."""
 
 import random
+import re
 from itertools import combinations
 
 import pytest
@@ -14,6 +15,7 @@ from retu.tasks.arith import (
     generate_problem,
     make_splits,
     parse_problem,
+    slip_steps,
     solve_problem,
 )
 
@@ -110,3 +112,29 @@ def test_custom_levels_and_too_many_unique_problems():
         make_splits(0, 0, 0, 10, steps_eval=(2,), cfg=tiny)
     with pytest.raises(RetuInputError, match="arith train split"):
         make_splits(0, 5, 0, 0, steps_train=(0, 1))
+
+
+def test_a_slipped_sign_carries_on_to_the_box():
+    # 2-9 = -7 is at or below -5: with p = 1 the expert writes 7 and goes on from it.
+    assert slip_steps(random.Random(0), [2, 9, 3], "-+", 1.0) == ["2-9=7", "7+3=10", "\\boxed{10}"]
+    # -4 is above the threshold and is never slipped; p = 0 is the plain solver.
+    assert slip_steps(random.Random(0), [2, 6, 3], "-+", 1.0) == ["2-6=-4", "-4+3=-1", "\\boxed{-1}"]
+    assert "\n".join(slip_steps(random.Random(0), [2, 9, 3], "-+", 0.0)) == solve_problem("Compute 2-9+3.")
+
+
+def test_sign_slips_change_train_and_val_at_their_rate_and_never_eval(splits):
+    slipped = make_splits(0, 1000, 100, 400, sign_slip=0.7)
+    assert slipped["eval"] == splits["eval"]
+    for name in ("train", "val"):
+        assert [r["problem"] for r in slipped[name]] == [r["problem"] for r in splits[name]]
+        reach = [r for r in splits[name] if any(int(v) <= -5 for v in re.findall(r"=(-?\d+)", r["solution"]))]
+        changed = [r for r in slipped[name] if r.get("expert_error")]
+        assert all(r["answer"] == o["answer"] for r, o in zip(slipped[name], splits[name]))
+        assert all(extract_boxed(r["solution"]) != r["answer"] for r in changed)
+        # Every changed row reaches -5 or below in the right solution; each such row slips with p 0.7.
+        assert {r["id"] for r in changed} <= {r["id"] for r in reach}
+    reach = [r for r in splits["train"] if any(int(v) <= -5 for v in re.findall(r"=(-?\d+)", r["solution"]))]
+    share = sum(bool(r.get("expert_error")) for r in slipped["train"]) / len(reach)
+    assert 0.65 < share < 0.85  # p 0.7 at the first such result, more when a row has several
+    with pytest.raises(RetuInputError, match="sign_slip .* must be in \\[0, 1\\], got 1.5"):
+        make_splits(0, 10, 0, 0, sign_slip=1.5)
