@@ -73,7 +73,8 @@ def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estim
         branch_starts: Step-0 evaluations of the RL branches from its checkpoints, by SFT step (the
             same checkpoints pure SFT ends in).
         collapsed: By SFT step, the best evaluation of each branch that collapsed before it could be
-            fitted (`collapsed_best`); it stands as that branch's A_post.
+            fitted, or whose collapsed fit has no interval (`collapsed_best`); it stands as that
+            branch's A_post.
     """
     path = sft_dir / "metrics.jsonl"
     scene, phases = sft_dir.name, report.phases.get(sft_dir.name)
@@ -81,9 +82,10 @@ def scene_evidence(sft_dir: Path, report: Report, branch_starts: dict[int, Estim
         raise RetuInputError(f"{sft_dir}: no validation losses; not an SFT run of this pipeline")
     checkpoints = _evals(path) + list(branch_starts.items())
     n_train, difficulty = data_shape(run_start(path).get("config") or {})
+    collapsed = collapsed or {}
     branches = [Branch(c.sft_step, phases.phase_at(c.sft_step), fit_estimate(f))
-                for c, f in report.fits if c.scene == scene and c.sft_step]
-    branches += [Branch(step, phases.phase_at(step), best) for step, best in (collapsed or {}).items()]
+                for c, f in report.fits if c.scene == scene and c.sft_step and c.sft_step not in collapsed]
+    branches += [Branch(step, phases.phase_at(step), best) for step, best in collapsed.items()]
     best = max((e for _, e in checkpoints), key=lambda e: e.value) if checkpoints else None
     return SceneEvidence(scene, n_train, difficulty, phases.L_min, phases.recommended_step, best,
                          credible_ceiling(sft_ceiling(path), best), tuple(sorted(branches, key=lambda b: b.step)))
@@ -127,7 +129,9 @@ def seed_evidence(seed: int, sft_dirs: list[Path], rl_root: Path, report: Report
     """Everything one seed measured; `sft_dirs[0]` is the primary dataset."""
     starts: dict[str, dict[int, Estimate]] = {}
     collapsed: dict[str, dict[int, Estimate]] = {}
-    fitted = {Path(c.source).resolve() for c, _ in report.fits}
+    # A collapsed fit without an interval has not measured its ceiling: like a branch that collapsed
+    # before it could be fitted, it stands with its best checkpoint.
+    fitted = {Path(c.source).resolve() for c, f in report.fits if not f.collapsed or fit_estimate(f).known}
     for log in sorted(rl_root.glob("*/metrics.jsonl")):
         meta = run_start(log).get("curve") or {}
         evals = _evals(log)

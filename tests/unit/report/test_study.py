@@ -120,6 +120,26 @@ def test_a_branch_that_collapsed_before_a_fit_enters_with_its_best_checkpoint(tm
     assert f3.verdict == "holds" and "collapsed, best checkpoint" in f3.numbers["best Adaptive A_post"].text()
 
 
+def test_a_collapsed_fit_without_an_interval_enters_with_its_best_checkpoint(tmp_path):
+    write_layout(tmp_path, [0], ["arith"], [])
+    write_seed(tmp_path, 0)
+    adaptive = tmp_path / "seed-0" / "rl" / "arith-step100"
+    (adaptive / "metrics.jsonl").unlink()
+    log = JsonlLogger(adaptive / "metrics.jsonl", run_id=adaptive.name)
+    log.log("run_start", step=0, config={"kind": "rl"},
+            curve={"kind": "rl", "scene": "arith", "sft_step": 100, "sft_eflops": 0.1})
+    # As measured (seed 1 of the main job at 4793130): the fit is made, says collapsed, and has no interval.
+    for i, y in enumerate([48.25, 37.25, 41.75, 42.25, 44.5, 41.5, 38.25, 30.25, 37.25]):
+        log.log("eval", step=5 * i, flops=1e17 + i * 1e17, metrics=eval_metrics(y))
+    study = build_study(tmp_path)
+    fit = next(f for c, f in study.reports[0].fits if c.sft_step == 100)
+    assert fit.collapsed and not np.isfinite(fit.ceiling_ci).all()
+    branches = [b for b in study.evidence[0].scenes[0].branches if b.step == 100]
+    assert len(branches) == 1 and branches[0].ceiling.value == 48.25
+    assert (branches[0].ceiling.lo, branches[0].ceiling.hi) == pytest.approx(wilson_interval(48.25, N_EVAL))
+    assert by_id(study)["F3"].verdict == "holds"
+
+
 def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
     write_layout(tmp_path, [0, 1, 2], ["arith"], ["luffy", "upt"])
     for seed, top in enumerate([74.0, 76.0, 75.0]):

@@ -1,0 +1,20 @@
+"""benchmarks/sign_slips.py: shares of steps written right, without their minus sign, or wrong."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_counts_slipped_and_wrong_steps_by_kind(tmp_path):
+    rows = [{"id": "a", "completions": ["2-9=7\n7+3=10\n\\boxed{10}", "2-9=-7\n-7+3=-4\n\\boxed{-4}"]},
+            {"id": "b", "completions": ["0-8=-8\n-8-1=9\n9+1=10\n\\boxed{10}"]}]
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sign_slips.py"), str(path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    # results <= -5: 2-9 (slipped, right), 0-8 (right), -8-1 = -9 written 9 (slipped); others: 7+3, -7+3, 9+1 right.
+    assert out == [f"{path}: result <= -5: 4 steps: right 50.0%, slipped 50.0%, wrong 0.0%",
+                   f"{path}: other steps: 3 steps: right 100.0%, slipped 0.0%, wrong 0.0%"]
