@@ -24,13 +24,9 @@ from retu.phases import PhaseResult, detect_phases
 # SFT keeps a constant learning rate: RL from a checkpoint trained to a low final learning rate
 # (cosine decay) loses accuracy at any RL learning rate above ~0.1x that final rate, and gains too
 # slowly below it to show in minutes (docs/main_job.md, "Why a constant SFT learning rate").
-# The expert slips: it drops the minus sign of a running result of -5 or below in 60% of cases
-# (retu.tasks.arith.slip_steps), a systematic error that pure SFT imitates and RL with the verifier
-# removes. With a faultless expert pure SFT on this task keeps rising to 95-97% within four times the
-# budget, and SFT-then-RL's lead is one of compute only (docs/main_job.md, "An expert that slips").
 SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=400",
-          "data.arith_eval_steps=[1,2,3,4,5]", "data.arith_sign_slip=0.6", "eval.temperature=0.0",
-          "eval.samples=1", "eval.max_new_tokens=64", "eval.batch_size=400"]
+          "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
+          "eval.max_new_tokens=64", "eval.batch_size=400"]
 DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000",
                "optim.lr=2.0e-3", "optim.schedule=constant", "optim.warmup_ratio=0.05", "optim.batch_size=32",
                "optim.max_steps=900", "sft.val_every=50", "eval.every=100"]

@@ -84,13 +84,21 @@ def fit_estimate(fit) -> Estimate:
     """A fitted ceiling (`retu.scaling.CeilingFit`) as an Estimate.
 
     A saturated fit gives A with its bootstrap interval. An unsaturated fit's A is only a lower
-    bound: its interval runs from the bootstrap's lower end up to the free fit's ceiling.
+    bound: its interval runs from the bootstrap's lower end up to the free fit's ceiling. Both ends
+    stay on the accuracy scale, 0-100%.
+
+    >>> from types import SimpleNamespace as Fit
+    >>> fit_estimate(Fit(ceiling=9.1, ceiling_ci=(-0.9, 11.1), collapsed=False, saturated=True)).text()
+    '9.1 [0.0, 11.1]'
     """
     lo, hi = fit.ceiling_ci
     how = "fit" + (", collapsed" if fit.collapsed else "")
     if not fit.saturated:
-        return Estimate(fit.ceiling, lo, max(hi, fit.ceiling_bounds[1]), how=how + ", unsaturated")
-    return Estimate(fit.ceiling, lo, hi, how=how)
+        hi, how = max(hi, fit.ceiling_bounds[1]), how + ", unsaturated"
+    # The bootstrap refits can leave the accuracy scale (a flat curve near 0%); its ends cut there.
+    low, high = Estimate.scale
+    return Estimate(fit.ceiling, lo if math.isnan(lo) else max(low, lo), hi if math.isnan(hi) else min(high, hi),
+                    how=how)
 
 
 def correlation_estimate(x: Sequence[float], y: Sequence[float]) -> Estimate:
@@ -121,6 +129,8 @@ def combine(estimates: Sequence[Estimate]) -> Estimate:
     (62.0, 57.03, 66.97, 3)
     >>> combine([Estimate(99.0, 97.0, 100.0), Estimate(95.0, 93.0, 97.0)]).hi
     100.0
+    >>> combine([Estimate(70.0, 60.0, 80.0, how="fit"), Estimate(75.0, 65.0, 100.0, how="fit, unsaturated")]).how
+    'fit, unsaturated'
 
     Raises:
         ValueError: The estimates are on different scales.
@@ -139,7 +149,7 @@ def combine(estimates: Sequence[Estimate]) -> Estimate:
     else:
         half = spread
     n = sum(e.n for e in estimates) if all(e.n is not None for e in estimates) else None
-    how = ", ".join(sorted({e.how for e in estimates}))
+    how = ", ".join(dict.fromkeys(part for h in sorted({e.how for e in estimates}) for part in h.split(", ") if part))
     open_above = any(e.hi == math.inf for e in estimates)  # one seed's "at least" stays open above
     low, high = estimates[0].scale
     return Estimate(mean, max(low, mean - half), math.inf if open_above else min(high, mean + half), n, k, how,
