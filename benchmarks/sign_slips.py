@@ -15,10 +15,12 @@ should remove it (docs/main_job.md, "An expert that slips").
 from __future__ import annotations
 
 import argparse
-import json
 import re
+import sys
 from collections import Counter
 
+from retu.errors import RetuInputError
+from retu.eval import read_completions
 from retu.tasks.arith import SLIP_AT
 
 STEP = re.compile(r"^(-?\d+)([+\-])(\d+)=(-?\d+)$")
@@ -44,11 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("completions", nargs="+", help="completions.jsonl files written by retu eval --out")
     for path in parser.parse_args().completions:
+        try:
+            rows = read_completions(path)
+        except RetuInputError as err:
+            sys.exit(f"sign_slips: {err}")
         counts: Counter = Counter()
-        with open(path) as f:
-            for row in map(json.loads, f):
-                for text in row["completions"]:
-                    counts.update(filter(None, map(classify, text.splitlines())))
+        for row in rows:
+            for text in row["completions"]:
+                counts.update(filter(None, map(classify, text.splitlines())))
         for kind, label in (("below", f"result <= {SLIP_AT}"), ("other", "other steps")):
             n = sum(counts[kind, o] for o in OUTCOMES)
             shares = ", ".join(f"{o} {100 * counts[kind, o] / max(n, 1):.1f}%" for o in OUTCOMES)

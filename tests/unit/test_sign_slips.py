@@ -9,8 +9,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_counts_slipped_and_wrong_steps_by_kind(tmp_path):
-    rows = [{"id": "a", "completions": ["2-9=7\n7+3=10\n\\boxed{10}", "2-9=-7\n-7+3=-4\n\\boxed{-4}"]},
-            {"id": "b", "completions": ["0-8=-8\n-8-1=9\n9+1=10\n\\boxed{10}"]}]
+    rows = [{"id": "a", "group": "steps_2", "answer": "-4",
+             "completions": ["2-9=7\n7+3=10\n\\boxed{10}", "2-9=-7\n-7+3=-4\n\\boxed{-4}"]},
+            {"id": "b", "group": "steps_3", "answer": "-8",
+             "completions": ["0-8=-8\n-8-1=9\n9+1=10\n\\boxed{10}"]}]
     path = tmp_path / "completions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sign_slips.py"), str(path)],
@@ -18,3 +20,14 @@ def test_counts_slipped_and_wrong_steps_by_kind(tmp_path):
     # results <= -5: 2-9 (slipped, right), 0-8 (right), -8-1 = -9 written 9 (slipped); others: 7+3, -7+3, 9+1 right.
     assert out == [f"{path}: result <= -5: 4 steps: right 50.0%, slipped 50.0%, wrong 0.0%",
                    f"{path}: other steps: 3 steps: right 100.0%, slipped 0.0%, wrong 0.0%"]
+
+
+def test_a_file_that_is_not_a_completions_file_is_one_line_naming_its_line(tmp_path):
+    path = tmp_path / "completions.jsonl"
+    path.write_text('{"id": "a", "group": "steps_1", "answer": "1", "completions": ["1"]}\n{"id": "b"}\n')
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sign_slips.py"), str(path)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and run.stdout == ""
+    message = (f"sign_slips: {path}:2: missing field 'group' (a completions.jsonl from retu eval --out has group, "
+               "answer, completions)")
+    assert run.stderr.strip().splitlines() == [message]

@@ -102,17 +102,23 @@ def test_fails_and_inconclusive_are_reported_as_measured(tmp_path):
     assert f["F2"].verdict == "holds"
 
 
-def test_a_branch_that_collapsed_before_a_fit_enters_with_its_best_checkpoint(tmp_path):
-    write_layout(tmp_path, [0], ["arith"], [])
-    write_seed(tmp_path, 0)
-    adaptive = tmp_path / "seed-0" / "rl" / "arith-step100"
+def one_seed_with_adaptive_branch(root, accuracies, every):
+    """One seed's runs whose Adaptive branch (SFT step 100) evaluated `accuracies` every `every` steps."""
+    write_layout(root, [0], ["arith"], [])
+    write_seed(root, 0)
+    adaptive = root / "seed-0" / "rl" / "arith-step100"
     (adaptive / "metrics.jsonl").unlink()
     log = JsonlLogger(adaptive / "metrics.jsonl", run_id=adaptive.name)
     log.log("run_start", step=0, config={"kind": "rl"},
             curve={"kind": "rl", "scene": "arith", "sft_step": 100, "sft_eflops": 0.1})
-    for i, y in enumerate([29.0, 26.0, 17.0, 19.5, 16.5, 16.25, 15.5, 11.75, 10.25]):  # as measured, seed 0
-        log.log("eval", step=6 * i, flops=1e17 + i * 1e17, metrics=eval_metrics(y))
-    study = build_study(tmp_path)
+    for i, y in enumerate(accuracies):
+        log.log("eval", step=every * i, flops=1e17 + i * 1e17, metrics=eval_metrics(y))
+    return build_study(root)
+
+
+def test_a_branch_that_collapsed_before_a_fit_enters_with_its_best_checkpoint(tmp_path):
+    # As measured, seed 0.
+    study = one_seed_with_adaptive_branch(tmp_path, [29.0, 26.0, 17.0, 19.5, 16.5, 16.25, 15.5, 11.75, 10.25], 6)
     adaptive_branch = next(b for b in study.evidence[0].scenes[0].branches if b.step == 100)
     assert adaptive_branch.phase == "Adaptive" and adaptive_branch.ceiling.value == 29.0
     assert (adaptive_branch.ceiling.lo, adaptive_branch.ceiling.hi) == pytest.approx(wilson_interval(29.0, N_EVAL))
@@ -121,17 +127,8 @@ def test_a_branch_that_collapsed_before_a_fit_enters_with_its_best_checkpoint(tm
 
 
 def test_a_collapsed_fit_without_an_interval_enters_with_its_best_checkpoint(tmp_path):
-    write_layout(tmp_path, [0], ["arith"], [])
-    write_seed(tmp_path, 0)
-    adaptive = tmp_path / "seed-0" / "rl" / "arith-step100"
-    (adaptive / "metrics.jsonl").unlink()
-    log = JsonlLogger(adaptive / "metrics.jsonl", run_id=adaptive.name)
-    log.log("run_start", step=0, config={"kind": "rl"},
-            curve={"kind": "rl", "scene": "arith", "sft_step": 100, "sft_eflops": 0.1})
     # As measured (seed 1 of the main job at 4793130): the fit is made, says collapsed, and has no interval.
-    for i, y in enumerate([48.25, 37.25, 41.75, 42.25, 44.5, 41.5, 38.25, 30.25, 37.25]):
-        log.log("eval", step=5 * i, flops=1e17 + i * 1e17, metrics=eval_metrics(y))
-    study = build_study(tmp_path)
+    study = one_seed_with_adaptive_branch(tmp_path, [48.25, 37.25, 41.75, 42.25, 44.5, 41.5, 38.25, 30.25, 37.25], 5)
     fit = next(f for c, f in study.reports[0].fits if c.sft_step == 100)
     assert fit.collapsed and not np.isfinite(fit.ceiling_ci).all()
     branches = [b for b in study.evidence[0].scenes[0].branches if b.step == 100]
