@@ -2,4 +2,5 @@
 
 from retu.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process imports it (retu.stage_pool)
+    main()

@@ -18,8 +18,8 @@ killed comparison rerun with the same command continues where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from retu.algos.registry import ALGORITHMS
@@ -27,7 +27,8 @@ from retu.config import RunCfg
 from retu.config_loader import read_top_level
 from retu.errors import RetuInputError
 from retu.report.paradigms import Paradigm, paradigm_curve
-from retu.stages import DEFAULT_SFT, check_shared, method_config, pick_steps, run_stage, stage_config
+from retu.stage_pool import Stage, check_workers, run_stages
+from retu.stages import DEFAULT_SFT, check_shared, method_config, pick_steps, stage_config
 
 SFT, SFT_THEN_RL = "sft", "sft_then_rl"
 METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
@@ -53,6 +54,8 @@ class CompareCfg:
     switch: str | int = field(default="auto", metadata={"help": "SFT-then-RL's SFT step: 'auto' (recommended "
                                                                 "switch) or a saved checkpoint step"})
     then_rl_algo: str = field(default="dapo_dc", metadata={"help": "RL algorithm of SFT-then-RL"})
+    workers: int = field(default=1, metadata={"help": "runs at once, each on its share of the torch threads "
+                                                      "(retu.stage_pool): SFT beside the RL methods"})
 
     def __post_init__(self):
         unknown = [m for m in (*self.methods, *self.method_overrides) if m not in METHODS]
@@ -64,6 +67,7 @@ class CompareCfg:
             raise RetuInputError(f"compare: then_rl_algo must be one of {', '.join(ALGORITHMS)}")
         if self.switch != "auto" and (not isinstance(self.switch, int) or self.switch < 1):
             raise RetuInputError(f"compare: switch must be 'auto' or a positive SFT step, got {self.switch!r}")
+        check_workers("compare", self.workers)
 
 
 def load_compare_config(path: str | Path | None = None, overrides: list[str] = ()) -> CompareCfg:
@@ -120,16 +124,17 @@ def run_compare(ccfg: CompareCfg, *, echo=print, progress: bool = True) -> Path:
     then = {SFT_THEN_RL: rl_run_config(ccfg, SFT_THEN_RL, base)} if SFT_THEN_RL in ccfg.methods else {}
     check_shared({SFT: sft_cfg, **rl_cfgs, **then})
 
-    def stage(name: str, cfg: RunCfg, fn) -> None:
-        run_stage(cfg, partial(fn, progress=progress), echo, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
+    def stage(name: str, cfg: RunCfg, fn) -> Stage:
+        return Stage(cfg, fn, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
 
-    if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods:
-        stage(SFT, sft_cfg, run_sft)
-    for method, cfg in rl_cfgs.items():
-        stage(method, cfg, run_rl)
-    if SFT_THEN_RL in ccfg.methods:
-        branch = switch_checkpoint(ccfg, Path(sft_cfg.log.run_dir))
-        stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch)), run_rl)
+    def waves() -> Iterator[list[Stage]]:
+        sft = [stage(SFT, sft_cfg, run_sft)] if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods else []
+        yield [*sft, *(stage(method, cfg, run_rl) for method, cfg in rl_cfgs.items())]
+        if SFT_THEN_RL in ccfg.methods:
+            branch = switch_checkpoint(ccfg, Path(sft_cfg.log.run_dir))
+            yield [stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch)), run_rl)]
+
+    run_stages([waves()], workers=ccfg.workers, echo=echo, progress=progress)
     paradigms = [paradigm_curve(m, LABELS[m], root / m) for m in ccfg.methods]
     return write_compare(paradigms, root / "report")
 

@@ -1,8 +1,5 @@
-"""Stages shared by `retu pipeline` and `retu compare`: the embedded default's run configs, the
-settings every stage must share, and running a stage once.
-
-A stage is one retu run directory (SFT or RL). It resumes itself and is skipped once its run_end
-says ok, so an orchestration killed at any moment continues where it stopped when rerun.
+"""Stages shared by `retu pipeline` and `retu compare`: the embedded default's run configs and the
+settings every stage must share (running them: `retu.stage_pool`).
 
 Fair comparisons: every stage of one pipeline or comparison evaluates on the same held-out problems
 with the same settings, and every RL stage trains on the same prompts. `check_shared` refuses a set
@@ -16,7 +13,7 @@ from pathlib import Path
 
 from retu.config import EVAL_KEYS, RunCfg, config_value, load_config, to_dict
 from retu.errors import RetuInputError
-from retu.metrics import read_series, run_end_status
+from retu.metrics import read_series
 from retu.phases import PhaseResult, detect_phases
 
 # The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
@@ -84,16 +81,6 @@ def check_shared(stages: dict[str, RunCfg]) -> None:
     rl = {n: c for n, c in stages.items() if c.kind == "rl"}
     if rl:
         check(RL_TRAIN_KEYS, rl)
-
-
-def run_stage(cfg: RunCfg, train, echo, label: str, *, done: tuple[str, ...] = ("ok",)) -> None:
-    """Print `label` (with " (done)" or " (pruned)") and run `train(cfg)` unless its last run_end
-    status is one of `done`."""
-    status = run_end_status(Path(cfg.log.run_dir) / "metrics.jsonl")
-    finished = status in done
-    echo(label + (f" ({'done' if status == 'ok' else status})" if finished else ""))
-    if not finished:
-        train(cfg)
 
 
 def sft_phases(run_dir: Path) -> PhaseResult:

@@ -46,28 +46,57 @@ def assert_no_duplicates(root: Path) -> None:
         assert records[-1]["kind"] == "run_end" and records[-1]["status"] == "ok", run
 
 
-def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 400) -> None:
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 400) -> list[int]:
+    """SIGKILL `proc` once `path` exists; returns the child processes it had then."""
     deadline = time.time() + timeout
     while not path.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before the kill point"
+    kids = children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    return kids
 
 
-def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path):
-    def config(name: str) -> Path:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path, workers):
+    def config(name: str, workers: int = 1) -> Path:
         return write_yaml(tmp_path / f"{name}.yaml", {"run_dir": str(tmp_path / name), "sft_overrides": SFT,
-                                                      "rl_overrides": RL, "branches": [4]})
+                                                      "rl_overrides": RL, "branches": [4], "workers": workers})
 
     whole = retu("pipeline", config("whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = config("killed")
+    killed = config("killed", workers)  # with 2 workers, RL from the base model and the branch run side by side
     proc = subprocess.Popen([sys.executable, "-m", "retu", "pipeline", str(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     rl_dir = tmp_path / "killed" / "seed-0" / "rl" / "arith-step4"
-    kill_when(proc, rl_dir / "checkpoints" / "step-2" / "retu_state.json")
+    kids = kill_when(proc, rl_dir / "checkpoints" / "step-2" / "retu_state.json")
     assert not (rl_dir / "checkpoints" / "step-4").exists()  # killed in the middle of the last RL stage
+    assert len(kids) >= (2 if workers > 1 else 0)
+    deadline = time.time() + 10
+    while any(map(alive, kids)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, kids))  # no worker outlives its killed pipeline to write on
     resumed = retu("pipeline", killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "[pipeline] seed 0: SFT" in resumed.stdout and "(done)" in resumed.stdout  # finished stages are skipped

@@ -165,6 +165,21 @@ def test_branches_modes(tmp_path):
         load_pipeline_config(None, ["paradigms=[lufy]"])
 
 
+def test_workers_is_a_positive_integer_and_prune_runs_alone():
+    assert load_pipeline_config(None, ["workers=2"]).workers == 2
+    for bad in ("0", "-1", "two", "true"):
+        with pytest.raises(RetuInputError, match="^pipeline: workers must be a positive integer, got "):
+            load_pipeline_config(None, [f"workers={bad}"])
+    with pytest.raises(RetuInputError, match=r"^pipeline: prune compares each branch with the branches finished "
+                                             r"before it, so it runs one stage at a time; set workers: 1 \(got 2\)$"):
+        load_pipeline_config(None, ["workers=2", "prune=true"])
+    from retu.compare import load_compare_config
+
+    assert load_compare_config(None, ["workers=3"]).workers == 3
+    with pytest.raises(RetuInputError, match="^compare: workers must be a positive integer, got 0$"):
+        load_compare_config(None, ["workers=0"])
+
+
 def test_orchestrators_refuse_a_distributed_launch(tmp_path, monkeypatch):
     from retu.compare import load_compare_config, run_compare
     from retu.pipeline import run_pipeline
@@ -195,15 +210,18 @@ def test_pruning_runs_each_datasets_latest_branch_first_and_pure_rl_last(tmp_pat
 
 
 def test_a_pruned_stage_counts_as_done_only_when_pruning(tmp_path):
-    from retu.metrics import JsonlLogger
-    from retu.metrics import run_end_status
-    from retu.stages import run_stage
+    from retu.metrics import JsonlLogger, run_end_status
+    from retu.stage_pool import Stage, run_stages
 
     cfg = rl_config(load_pipeline_config(None, [f"run_dir={tmp_path}"]), "base:1m", "base")
     ran, said = [], []
     assert run_end_status(f"{cfg.log.run_dir}/metrics.jsonl") is None
     JsonlLogger(f"{cfg.log.run_dir}/metrics.jsonl", run_id="base").log("run_end", step=2, status="pruned")
-    run_stage(cfg, ran.append, said.append, "rl base", done=("ok", "pruned"))
+
+    def train(cfg, *, progress):
+        ran.append(cfg)
+
+    run_stages([iter([[Stage(cfg, train, "rl base", ("ok", "pruned"))]])], echo=said.append)
     assert ran == [] and said == ["rl base (pruned)"]
-    run_stage(cfg, ran.append, said.append, "rl base")
+    run_stages([iter([[Stage(cfg, train, "rl base")]])], echo=said.append)
     assert ran == [cfg] and said[-1] == "rl base"

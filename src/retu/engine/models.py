@@ -282,6 +282,14 @@ def _packed_rows(tokenizer: PreTrainedTokenizerBase, rng: random.Random, n_rows:
 # Loading by name or path
 
 
+def prepare_model(cfg) -> None:
+    """Build the `base:` model of `cfg` (a `retu.config.ModelCfg`) into the cache now, so that stages
+    started side by side do not each build it; other models load when their stage starts."""
+    kind, _, size = str(cfg.name_or_path).partition(":")
+    if kind == "base" and size:
+        base_model(size, cfg.seed)
+
+
 def load_model(
     name_or_path: str | os.PathLike,
     *,
