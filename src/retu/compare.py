@@ -10,8 +10,12 @@ from one base model, on one compute axis, each with a fitted ceiling.
   4. every curve on cumulative FLOPs from the base model (SFT-then-RL starts at the SFT FLOPs of its
      checkpoint), fitted with `retu.scaling.fit_ceiling` from its own start; compare.md with the table
      of fitted ceilings, compare.png, compare.csv and compare.json.
+Each seed (`seeds`, as in `retu pipeline`: data order, sampling and the task's splits; one base
+model) runs all of this in <run_dir>/seed-<s>/, and the report shows each paradigm's mean curve with
+its 95% interval across seeds and the seeds' ceilings combined (`retu.report.paradigms.mean_over_seeds`).
 Every run is a retu run directory that resumes itself and is skipped once its run_end says ok, so a
-killed comparison rerun with the same command continues where it stopped.
+killed comparison rerun with the same command continues where it stopped; `workers` runs several at
+once (`retu.stage_pool`).
 
     retu compare configs/tiny/compare.yaml
 """
@@ -26,9 +30,10 @@ from retu.algos.registry import ALGORITHMS
 from retu.config import RunCfg
 from retu.config_loader import read_top_level
 from retu.errors import RetuInputError
-from retu.report.paradigms import Paradigm, paradigm_curve
+from retu.report.paradigms import Paradigm, mean_over_seeds, paradigm_curve
+from retu.report.study import seed_dir
 from retu.stage_pool import Stage, check_workers, run_stages
-from retu.stages import DEFAULT_SFT, check_shared, method_config, pick_steps, stage_config
+from retu.stages import DEFAULT_SFT, check_seeds, check_shared, method_config, pick_steps, seed_overrides, stage_config
 
 SFT, SFT_THEN_RL = "sft", "sft_then_rl"
 METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
@@ -54,6 +59,8 @@ class CompareCfg:
     switch: str | int = field(default="auto", metadata={"help": "SFT-then-RL's SFT step: 'auto' (recommended "
                                                                 "switch) or a saved checkpoint step"})
     then_rl_algo: str = field(default="dapo_dc", metadata={"help": "RL algorithm of SFT-then-RL"})
+    seeds: tuple = field(default=(0,), metadata={"help": "seeds, each a full comparison in <run_dir>/seed-<s>; the "
+                                                         "report shows the means with 95% intervals across seeds"})
     workers: int = field(default=1, metadata={"help": "runs at once, each on its share of the torch threads "
                                                       "(retu.stage_pool): SFT beside the RL methods"})
 
@@ -67,6 +74,7 @@ class CompareCfg:
             raise RetuInputError(f"compare: then_rl_algo must be one of {', '.join(ALGORITHMS)}")
         if self.switch != "auto" and (not isinstance(self.switch, int) or self.switch < 1):
             raise RetuInputError(f"compare: switch must be 'auto' or a positive SFT step, got {self.switch!r}")
+        check_seeds("compare", self.seeds)
         check_workers("compare", self.workers)
 
 
@@ -83,18 +91,19 @@ def load_compare_config(path: str | Path | None = None, overrides: list[str] = (
 # Run configs
 
 
-def sft_run_config(ccfg: CompareCfg) -> RunCfg:
-    """The SFT run (pure SFT and SFT-then-RL's first leg) in <root>/sft; its model is the base model."""
-    overrides = [*ccfg.sft_overrides, *ccfg.method_overrides.get(SFT, []), f"log.run_dir={Path(ccfg.run_dir) / SFT}"]
+def sft_run_config(ccfg: CompareCfg, seed: int = 0) -> RunCfg:
+    """The SFT run (pure SFT and SFT-then-RL's first leg) in <root>/seed-<s>/sft; its model is the base model."""
+    overrides = [*ccfg.sft_overrides, *ccfg.method_overrides.get(SFT, []), *seed_overrides(seed),
+                 f"log.run_dir={seed_dir(Path(ccfg.run_dir), seed) / SFT}"]
     return stage_config(ccfg.sft_config, DEFAULT_SFT, overrides)
 
 
-def rl_run_config(ccfg: CompareCfg, method: str, model: str) -> RunCfg:
-    """The RL run of `method` from `model` in <root>/<method>, with the method's preset and overrides."""
+def rl_run_config(ccfg: CompareCfg, method: str, model: str, seed: int = 0) -> RunCfg:
+    """The RL run of `method` from `model` in <root>/seed-<s>/<method>, with the method's preset and overrides."""
     algo = ccfg.then_rl_algo if method == SFT_THEN_RL else method
-    return method_config(ccfg.rl_config, list(ccfg.rl_overrides), algo,
+    return method_config(ccfg.rl_config, [*ccfg.rl_overrides, *seed_overrides(seed)], algo,
                          [*ccfg.method_overrides.get(method, []), f"model.name_or_path={model}",
-                          f"log.run_dir={Path(ccfg.run_dir) / method}"])
+                          f"log.run_dir={seed_dir(Path(ccfg.run_dir), seed) / method}"])
 
 
 def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
@@ -110,40 +119,44 @@ def switch_checkpoint(ccfg: CompareCfg, sft_dir: Path) -> Path:
 
 
 def run_compare(ccfg: CompareCfg, *, echo=print, progress: bool = True) -> Path:
-    """Run (or resume) every paradigm and write <run_dir>/report/compare.md; returns its path."""
+    """Run (or resume) every paradigm of every seed and write <run_dir>/report/compare.md; returns its path."""
     from retu.engine.rl import run_rl
     from retu.engine.run import require_one_process
     from retu.engine.sft import run_sft
 
     require_one_process("retu compare")
 
-    root = Path(ccfg.run_dir)
-    sft_cfg = sft_run_config(ccfg)  # every run config is checked before anything trains
-    base = sft_cfg.model.name_or_path
-    rl_cfgs = {m: rl_run_config(ccfg, m, base) for m in ccfg.methods if m in ALGORITHMS}
-    then = {SFT_THEN_RL: rl_run_config(ccfg, SFT_THEN_RL, base)} if SFT_THEN_RL in ccfg.methods else {}
-    check_shared({SFT: sft_cfg, **rl_cfgs, **then})
+    def waves(seed: int) -> Iterator[list[Stage]]:
+        def stage(name: str, cfg: RunCfg, fn) -> Stage:
+            return Stage(cfg, fn, f"[compare] seed {seed}: {LABELS[name]}: {cfg.log.run_dir}")
 
-    def stage(name: str, cfg: RunCfg, fn) -> Stage:
-        return Stage(cfg, fn, f"[compare] {LABELS[name]}: {cfg.log.run_dir}")
-
-    def waves() -> Iterator[list[Stage]]:
-        sft = [stage(SFT, sft_cfg, run_sft)] if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods else []
-        yield [*sft, *(stage(method, cfg, run_rl) for method, cfg in rl_cfgs.items())]
+        sft = [stage(SFT, sft_cfgs[seed], run_sft)] if SFT in ccfg.methods or SFT_THEN_RL in ccfg.methods else []
+        yield [*sft, *(stage(method, cfg, run_rl) for method, cfg in rl_cfgs[seed].items())]
         if SFT_THEN_RL in ccfg.methods:
-            branch = switch_checkpoint(ccfg, Path(sft_cfg.log.run_dir))
-            yield [stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch)), run_rl)]
+            branch = switch_checkpoint(ccfg, Path(sft_cfgs[seed].log.run_dir))
+            yield [stage(SFT_THEN_RL, rl_run_config(ccfg, SFT_THEN_RL, str(branch), seed), run_rl)]
 
-    run_stages([waves()], workers=ccfg.workers, echo=echo, progress=progress)
-    paradigms = [paradigm_curve(m, LABELS[m], root / m) for m in ccfg.methods]
+    sft_cfgs, rl_cfgs = {}, {}
+    for seed in ccfg.seeds:  # every run config is checked before anything trains
+        sft_cfgs[seed] = sft_run_config(ccfg, seed)
+        base = sft_cfgs[seed].model.name_or_path
+        rl_cfgs[seed] = {m: rl_run_config(ccfg, m, base, seed) for m in ccfg.methods if m in ALGORITHMS}
+        then = {SFT_THEN_RL: rl_run_config(ccfg, SFT_THEN_RL, base, seed)} if SFT_THEN_RL in ccfg.methods else {}
+        check_shared({SFT: sft_cfgs[seed], **rl_cfgs[seed], **then})
+    run_stages([waves(seed) for seed in ccfg.seeds], workers=ccfg.workers, echo=echo, progress=progress)
+    root = Path(ccfg.run_dir)
+    paradigms = [mean_over_seeds([paradigm_curve(m, LABELS[m], seed_dir(root, s) / m) for s in ccfg.seeds])
+                 for m in ccfg.methods]
     return write_compare(paradigms, root / "report")
 
 
 def render_compare(paradigms: list[Paradigm]) -> str:
     """compare.md: the table of fitted ceilings and the ranking."""
+    seeds = paradigms[0].seeds
+    over = f"means over {seeds} seeds, ceilings combined across seeds with 95% intervals" if seeds > 1 else "one seed"
     lines = ["# Paradigm comparison", "",
              "Accuracy (%) on the held-out set against cumulative training FLOPs from the base model; each "
-             "ceiling is fitted from the paradigm's own start (SFT-then-RL: its switch checkpoint).", "",
+             f"ceiling is fitted from the paradigm's own start (SFT-then-RL: its switch checkpoint); {over}.", "",
              "| paradigm | steps | EFLOPs | start | best | final | fitted ceiling [95% CI] | note |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for p in paradigms:
@@ -151,11 +164,11 @@ def render_compare(paradigms: list[Paradigm]) -> str:
         ceiling = "-" if p.ceiling is None else p.ceiling.text()
         lines.append(f"| {p.label} | {r['steps']} | {r['eflops']:.4g} | {r['start']:.1f} | {r['best']:.1f} | "
                      f"{r['final']:.1f} | {ceiling} | {p.note} |")
-    trusted = sorted((p for p in paradigms if p.fit is not None and not p.fit.flagged),
-                     key=lambda p: -p.fit.ceiling)
+    trusted = sorted((p for p in paradigms if p.ceiling is not None and p.fit is not None and not p.fit.flagged),
+                     key=lambda p: -p.ceiling.value)
     lines.append("")
     if trusted:
-        ranking = " > ".join(f"{p.label} ({p.fit.ceiling:.1f})" for p in trusted)
+        ranking = " > ".join(f"{p.label} ({p.ceiling.value:.1f})" for p in trusted)
         lines.append(f"Trusted ceilings, highest first: {ranking}.")
     else:
         lines.append("No paradigm has a trusted (saturated, uncollapsed) ceiling; compare best observed values.")

@@ -43,7 +43,8 @@ from retu.metrics import run_end_status
 from retu.phases import PHASES, PhaseResult
 from retu.report.study import BASE, seed_dir
 from retu.stage_pool import Stage, check_workers, run_stages
-from retu.stages import DEFAULT_RL, DEFAULT_SFT, check_shared, method_config, pick_steps, sft_phases, stage_config
+from retu.stages import (DEFAULT_RL, DEFAULT_SFT, check_seeds, check_shared, method_config, pick_steps, seed_overrides,
+                         sft_phases, stage_config)
 
 RESERVED = ("rl", "paradigms")  # subdirectories of a seed that are not datasets
 
@@ -78,8 +79,8 @@ class PipelineCfg:
     paradigm_overrides: dict = field(default_factory=dict, metadata={"help": "per paradigm, key=value overrides "
                                                                              "(e.g. upt: [optim.lr=1e-4])"})
     workers: int = field(default=1, metadata={"help": "stages run at once, each on its share of the torch threads "
-                                                      "(retu.stage_pool); 2 on 2 cores gets through a study of many "
-                                                      "stages about 1.3x faster"})
+                                                      "(retu.stage_pool); on 2 cores, 2 gets through a study of many "
+                                                      "stages faster (benchmarks/bench_workers.py)"})
 
     def __post_init__(self):
         wanted = [("branches", self.branches), ("primary_branches", self.primary_branches)]
@@ -103,8 +104,7 @@ class PipelineCfg:
         if bad or len(set(names)) != len(names):
             raise RetuInputError(f"pipeline: dataset names must be unique and not {', '.join(RESERVED)}, {BASE} or "
                                  f"seed-*, got {bad[0] if bad else names}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or not all(isinstance(s, int) for s in self.seeds):
-            raise RetuInputError(f"pipeline: seeds must be a non-empty list of distinct integers, got {list(self.seeds)}")
+        check_seeds("pipeline", self.seeds)
         unknown = [m for m in (*self.paradigms, *self.paradigm_overrides) if m not in ALGORITHMS]
         if unknown:
             raise RetuInputError(f"pipeline: unknown paradigm '{unknown[0]}'; valid: {', '.join(ALGORITHMS)}")
@@ -132,12 +132,6 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
 
 # ---------------------------------------------------------------------------------------------------
 # Stage configs
-
-
-def seed_overrides(seed: int) -> list[str]:
-    """What a seed changes in every stage: training (data order and sampling) and the task's splits.
-    The base model stays the same, as the paper's one base model."""
-    return [f"seed={seed}", f"data.seed={seed}"]
 
 
 def sft_config(pcfg: PipelineCfg, dataset: dict, seed: int = 0) -> RunCfg:

@@ -7,10 +7,11 @@ stage of its current wave has finished (the RL branches of a seed need its SFT c
 `workers=1` every stage runs in this process, chain after chain, in order. With more workers,
 stages of different waves and chains run side by side, each worker process with its share of the
 torch threads: a tiny model uses two CPU cores poorly, so two one-thread stages at once get through
-about 1.3x the work of one two-thread stage (docs/findings.md, "Time"). A stage that is the only one
+1.3-1.6x the work of one two-thread stage (benchmarks/bench_workers.py). A stage that is the only one
 ready while nothing else runs (nothing else can become ready before it ends) runs in this process
-with every thread and its progress bar, as with one worker. A stage's numbers do not depend on its
-thread count on the tiny models (tests/integration/test_orchestration.py compares the reports).
+with every thread and its progress bar, as with one worker. On CPU the thread count has not changed a
+number: the findings study's report is byte for byte the same with one and two workers
+(docs/findings.md), and tests/integration/test_orchestration.py compares the reports of both.
 
 A worker whose parent has died (killed) exits within a second rather than go on writing a run
 directory that a rerun would resume.
@@ -144,9 +145,12 @@ class _Pool:
                     raise error
                 self.echo(f"{stage.label}: finished in {seconds:.0f} s")
                 self.finish(chain)
-            pool.close()
+        except BaseException:
+            pool.terminate()  # stop the other stages; each resumes from its last checkpoint when rerun
+            raise
+        else:
+            pool.close()  # the idle workers exit on their own, releasing what their libraries hold
         finally:
-            pool.terminate()  # after close(): the idle workers exit; after a failure: stop the others
             pool.join()
 
     def _done(self, chain: int, stage: Stage, start: float, error: BaseException | None, _result=None) -> None:

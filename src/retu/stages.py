@@ -56,6 +56,19 @@ def method_config(path: str | None, overrides: list[str], algo: str, extra: list
     return stage_config(path, DEFAULT_RL, [*overrides, f"loss.algo={algo}", *own, *extra])
 
 
+def seed_overrides(seed: int) -> list[str]:
+    """What a seed changes in every stage: training (data order and sampling) and the task's splits.
+    The base model stays the same, as the paper's one base model."""
+    return [f"seed={seed}", f"data.seed={seed}"]
+
+
+def check_seeds(what: str, seeds: tuple) -> None:
+    """Raise RetuInputError unless `seeds` (of `what`'s config) is a non-empty list of distinct integers."""
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                              for s in seeds):
+        raise RetuInputError(f"{what}: seeds must be a non-empty list of distinct integers, got {list(seeds)}")
+
+
 def _value(cfg: RunCfg, dotted: str):
     return config_value(to_dict(cfg), dotted)
 

@@ -151,6 +151,26 @@ def test_compare_runs_every_paradigm_on_one_axis_and_resumes(tmp_path):
     assert_no_duplicates(tmp_path / "c")
 
 
+def test_compare_with_two_seeds_reports_the_mean_over_seeds(tmp_path):
+    cfg = write_yaml(tmp_path / "compare.yaml", {
+        "run_dir": str(tmp_path / "c"), "sft_overrides": SFT, "rl_overrides": RL, "methods": ["sft", "dapo_dc"],
+        "seeds": [0, 1], "workers": 2})
+    done = retu("compare", cfg)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[compare] seed 1: pure SFT: " in done.stdout
+    runs = {s: {m: read_records(tmp_path / "c" / f"seed-{s}" / m / "metrics.jsonl") for m in ("sft", "dapo_dc")}
+            for s in (0, 1)}
+    for s in (0, 1):  # each seed its own splits and sampling
+        config = next(r for r in runs[s]["sft"] if r["kind"] == "run_start")["config"]
+        assert (config["seed"], config["data"]["seed"]) == (s, s)
+    saved = json.loads((tmp_path / "c" / "report" / "compare.json").read_text())
+    assert [r["seeds"] for r in saved["table"]] == [2, 2]
+    accuracy = {s: [r["metrics"]["eval/overall"] for r in runs[s]["sft"] if r["kind"] == "eval"
+                    and "eval/overall" in r["metrics"]] for s in (0, 1)}
+    assert saved["curves"]["sft"]["accuracy"] == pytest.approx([(a + b) / 2 for a, b in zip(accuracy[0], accuracy[1])])
+    assert "means over 2 seeds" in (tmp_path / "c" / "report" / "compare.md").read_text()
+
+
 def test_compare_bad_config_is_one_line(tmp_path):
     bad = retu("compare", write_yaml(tmp_path / "bad.yaml", {"methods": ["sft", "ppo"]}))
     assert bad.returncode == 2

@@ -96,9 +96,11 @@ def test_compare_defaults_build_one_run_per_method(tmp_path):
     c = load_compare_config(None, [f"run_dir={tmp_path}", "method_overrides={upt: [optim.lr=1.0e-3]}"])
     assert c.methods == ("sft", "dapo_dc", "luffy", "srft", "upt", "sft_then_rl")
     assert set(c.methods) <= set(METHODS)
-    assert sft_run_config(c).log.run_dir == str(tmp_path / "sft")
+    assert sft_run_config(c).log.run_dir == str(tmp_path / "seed-0" / "sft")
     upt = rl_run_config(c, "upt", "base:1m")
-    assert (upt.loss.algo, upt.optim.lr, upt.log.run_dir) == ("upt", 1e-3, str(tmp_path / "upt"))
+    assert (upt.loss.algo, upt.optim.lr, upt.log.run_dir) == ("upt", 1e-3, str(tmp_path / "seed-0" / "upt"))
+    seven = sft_run_config(c, 7)
+    assert (seven.seed, seven.data.seed, seven.log.run_dir) == (7, 7, str(tmp_path / "seed-7" / "sft"))
     then = rl_run_config(c, "sft_then_rl", str(tmp_path / "sft" / "checkpoints" / "step-50"))
     assert then.loss.algo == "dapo_dc" and then.model.name_or_path.endswith("step-50")
 
