@@ -12,7 +12,8 @@
 then fit every curve's ceiling, test the paper's findings on all seeds (retu.report.findings) and
 write the report, which opens with the Findings table. Every stage is a retu run directory that
 resumes itself and is skipped once its run_end says ok, so a killed pipeline rerun with the same
-command continues where it stopped.
+command continues where it stopped. With `workers` > 1, steps 1 and 3-4 of different seeds, and the
+stages within each step, run side by side (`retu.stage_pool`); a seed's RL waits for its SFT.
 
 A seed S sets the stages' `seed` (data order, rollout sampling) and `data.seed` (the task's train,
 validation and evaluation splits); every seed starts from the same base model, as the paper's

@@ -57,7 +57,7 @@ def check_workers(what: str, workers: object) -> None:
         raise RetuInputError(f"{what}: workers must be a positive integer, got {workers!r}")
 
 
-def skipped_label(stage: Stage, status: str) -> str:
+def _skipped_label(stage: Stage, status: str) -> str:
     return f"{stage.label} ({'done' if status == 'ok' else status})"
 
 
@@ -77,7 +77,7 @@ def run_stages(chains: Iterable[Iterator[list[Stage]]], *, workers: int = 1, ech
 
 def _run_here(stage: Stage, echo, progress: bool) -> None:
     status = stage.finished()
-    echo(skipped_label(stage, status) if status else stage.label)
+    echo(_skipped_label(stage, status) if status else stage.label)
     if not status:
         stage.train(stage.cfg, progress=progress)
 
@@ -101,7 +101,7 @@ class _Pool:
             for stage in wave:
                 status = stage.finished()
                 if status:
-                    self.echo(skipped_label(stage, status))
+                    self.echo(_skipped_label(stage, status))
                 else:
                     todo.append(stage)
             if todo:
