@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--rl-steps", type=int, default=10)
     args = parser.parse_args()
+    for name, value in (("--sft-steps", args.sft_steps), ("--rl-steps", args.rl_steps)):
+        if value < 1:
+            parser.error(f"{name} must be >= 1, got {value}")
     threads = torch.get_num_threads()
     print(f"{threads} torch threads alone; two at once with {max(1, threads // 2)} each")
     for kind, steps in (("sft", args.sft_steps), ("rl", args.rl_steps)):

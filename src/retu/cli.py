@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import typer
 
@@ -22,6 +21,7 @@ def main() -> None:
     """Console entry point: bad input prints one line naming the problem and exits with code 2; a run
     that stopped itself prints one line and exits with code 1 (`retu.errors`)."""
     from retu.commands import register
+    from retu.quiet import ignore_library_notices
 
     ignore_library_notices()
     register(app)
@@ -37,13 +37,6 @@ def main() -> None:
         if not end.code:  # a finished command; after a failure the launcher stops the other processes
             _leave_process_group()
         raise
-
-
-def ignore_library_notices() -> None:
-    """Library notices a user cannot act on, repeated every RL step: TRL reads a property transformers
-    deprecated, and the Trainer asks for pinned memory on a CPU-only machine."""
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator")
 
 
 def _leave_process_group() -> None:

@@ -164,8 +164,7 @@ def _work(train: Callable[..., object], cfg: RunCfg) -> None:
 def _start_worker(parent: int, threads: int) -> None:
     import torch
 
-    from retu.cli import ignore_library_notices
-    from retu.commands import quiet_library_bars
+    from retu.quiet import ignore_library_notices, quiet_library_bars
 
     torch.set_num_threads(threads)
     ignore_library_notices()  # as the CLI does; a worker's stages show no bars (the pool prints a line each)

@@ -26,13 +26,3 @@ def check_positive(**values: int | None) -> None:
     for name, value in values.items():
         if value is not None and value < 1:
             raise RetuInputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-
-
-def quiet_library_bars() -> None:
-    """Silence the bars datasets and transformers show for tokenizing, loading and checkpoint writing
-    (a second each): the training bar is enough."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()

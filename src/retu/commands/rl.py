@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from retu.commands import PROGRESS, RUN_DIR, quiet_library_bars
+from retu.commands import PROGRESS, RUN_DIR
+from retu.quiet import quiet_library_bars
 
 
 def rl(

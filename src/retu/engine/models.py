@@ -282,12 +282,18 @@ def _packed_rows(tokenizer: PreTrainedTokenizerBase, rng: random.Random, n_rows:
 # Loading by name or path
 
 
+def _tiny_name(name: str) -> tuple[str, str] | None:
+    """("tiny" or "base", size) for a `tiny:<size>` or `base:<size>` name, else None."""
+    kind, _, size = name.partition(":")
+    return (kind, size) if kind in ("tiny", "base") and size else None
+
+
 def prepare_model(cfg) -> None:
     """Build the `base:` model of `cfg` (a `retu.config.ModelCfg`) into the cache now, so that stages
     started side by side do not each build it; other models load when their stage starts."""
-    kind, _, size = str(cfg.name_or_path).partition(":")
-    if kind == "base" and size:
-        base_model(size, cfg.seed)
+    tiny = _tiny_name(str(cfg.name_or_path))
+    if tiny and tiny[0] == "base":
+        base_model(tiny[1], cfg.seed)
 
 
 def load_model(
@@ -315,8 +321,8 @@ def load_model(
             be loaded.
     """
     name = str(name_or_path)
-    kind, _, size = name.partition(":")
-    if kind in ("tiny", "base") and size:
+    if tiny := _tiny_name(name):
+        kind, size = tiny
         model, tokenizer = build_tiny_model(size, seed) if kind == "tiny" else base_model(size, seed)
         model.name_or_path = name  # what a LoRA adapter records as its base (load_adapter reloads it)
         return model.to(dtype), tokenizer
