@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # Exact versions: retu's pins (pyproject.toml) and what they need beyond the GPU image's packages.
 WHEELS=(transformers==5.24.0 trl==1.16.0 accelerate==1.15.0 peft==0.21.2 datasets==5.2.0 dill==0.4.1
         multiprocess==0.70.19 huggingface_hub==2.4.0 httpx2==2.17.0 httpcore2==2.17.0 truststore==0.10.5
-        tokenizers==0.23.3 math-verify==0.9.0
-        latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 liger-kernel==0.8.5)
+        tokenizers==0.23.3 math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2
+        liger-kernel==0.8.5 regex==2026.12.2 click==8.5.1 hf-xet==1.8.0 idna==3.21 anyio==4.16.0)
+# Not carried (42 MB of the 64 MB a call may carry): pyarrow. datasets needs >= 24; `run` checks first.
 case "${1:-}" in
   prepare)
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
@@ -28,6 +29,8 @@ case "${1:-}" in
   run)
     out=${2:?usage: gpu_bench.sh run OUT [ARGS]}; shift 2
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
+    python3 -c "import pyarrow, sys, torch; print('torch', torch.__version__, 'pyarrow', pyarrow.__version__);
+sys.exit(0 if int(pyarrow.__version__.split('.')[0]) >= 24 else 'gpu_bench.sh: datasets needs pyarrow >= 24; carry its wheel')"
     PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 benchmarks/gpu_bench.py --data-dir .gpu/data \
       --tokenizer .gpu/tokenizer --out "$out" "$@" ;;
   *) echo "usage: bash benchmarks/gpu_bench.sh prepare | run OUT [ARGS]" >&2; exit 2 ;;
