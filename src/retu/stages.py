@@ -18,17 +18,20 @@ from retu.phases import PhaseResult, detect_phases
 
 # The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
 # what every stage of a pipeline or comparison evaluates with. Measured in benchmarks/bench_pipeline.sh.
-# SFT keeps a constant learning rate: RL from a checkpoint trained to a low final learning rate
-# (cosine decay) loses accuracy at any RL learning rate above ~0.1x that final rate, and gains too
-# slowly below it to show in minutes (docs/main_job.md, "Why a constant SFT learning rate").
+# Its expert drops the minus sign of running results of -5 or below 60% of the time (`EXPERT`, in the
+# SFT trajectories and in LUFFY / SRFT / UPT's expert rows alike). SFT's learning rate decays (cosine,
+# steps 45-600) to 0.2x and holds there, so pure SFT settles on the expert's majority habit and levels
+# off; RL at 0.25x that final rate removes the slip (docs/main_job.md, "The capped expert").
 SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=400",
           "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
           "eval.max_new_tokens=64", "eval.batch_size=400"]
-DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000",
-               "optim.lr=2.0e-3", "optim.schedule=constant", "optim.warmup_ratio=0.05", "optim.batch_size=32",
-               "optim.max_steps=900", "sft.val_every=50", "eval.every=100"]
-DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "data.arith_train_steps=[2,3,4,5]",
-              "optim.lr=2.0e-4", "optim.weight_decay=0.0", "optim.batch_size=8", "optim.max_steps=40",
+EXPERT = ["data.arith_sign_slip=0.6"]
+DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000", *EXPERT,
+               "optim.lr=2.0e-3", "optim.schedule=cosine", "optim.warmup_ratio=0.05", "optim.decay_steps=555",
+               "optim.min_lr_ratio=0.2", "optim.batch_size=32", "optim.max_steps=900", "sft.val_every=50",
+               "eval.every=100"]
+DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "data.arith_train_steps=[2,3,4,5]", *EXPERT,
+              "optim.lr=1.0e-4", "optim.weight_decay=0.0", "optim.batch_size=8", "optim.max_steps=40",
               "rollout.group_size=8", "rollout.gen_batch=16", "rollout.max_gen_rounds=1", "rollout.temperature=1.0",
               "rollout.updates_per_batch=1", "data.max_response_len=64", "eval.every=5", "log.save_every=10"]
 
