@@ -56,7 +56,9 @@ from retu.engine.run import seed_everything
 from retu.engine.sft import run_sft, sft_args
 from retu.eval import generate, render_prompts
 from retu.metrics import read_records
+from retu.errors import RetuInputError
 from retu.quiet import ignore_library_notices, quiet_library_bars
+from retu.stages import method_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_throughput import device_peak  # a sibling script, not a package
@@ -249,15 +251,13 @@ def rollout_case(engine: str, path: str, setup: Setup, data: list[str]) -> dict:
 
 
 def rl_config(algo: str, path: str, setup: Setup, data: list[str], run_dir: Path):
-    return load_config(str(ROOT / "configs/tiny/rl_dapo_dc.yaml"), [
-        *data, f"model.name_or_path={path}", f"model.dtype={setup.dtype}", f"loss.algo={algo}",
-        "loss.kwargs={}", "loss.advantage=null", "loss.term=null", "loss.aggregation=null", "optim.lr=1e-6",
+    return method_config(str(ROOT / "configs/tiny/rl_dapo_dc.yaml"), [
+        *data, f"model.name_or_path={path}", f"model.dtype={setup.dtype}", "optim.lr=1e-6",
         f"optim.batch_size={setup.prompts}", f"rollout.group_size={setup.group}",
         f"rollout.gen_batch={setup.prompts}", "rollout.max_gen_rounds=2", "rollout.updates_per_batch=1",
-        "rollout.temperature=1.0", "rollout.engine=paged",
-        f"rollout.paged_config={setup.paged}", f"data.max_response_len={setup.new_tokens}",
-        f"optim.max_steps={setup.rl_steps}", "eval.every=0", "log.log_every=1", "log.save_every=0",
-        f"log.run_dir={run_dir}"])
+        "rollout.temperature=1.0", "rollout.engine=paged", f"rollout.paged_config={setup.paged}",
+        f"data.max_response_len={setup.new_tokens}", f"optim.max_steps={setup.rl_steps}", "eval.every=0",
+        "log.log_every=1", "log.save_every=0", f"log.run_dir={run_dir}"], algo, [])
 
 
 def rl_case(algo: str, path: str, setup: Setup, data: list[str], root: Path, peak: float | None) -> dict:
@@ -364,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
             print(format_row(rows[-1]), flush=True)
             (opts.out / "gpu_bench.json").write_text(json.dumps({"device": name, "peak_tflops": peak, "rows": rows},
                                                                 indent=1))
+    except RetuInputError as exc:  # a bad file, directory or setting: one line; the rows so far stay written
+        sys.exit(f"gpu_bench: {exc}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     paged = {r["case"]: r["tokens_per_s"] for r in rows if r["case"].startswith("rollout")}
