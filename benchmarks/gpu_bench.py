@@ -54,9 +54,9 @@ from retu.engine.rl import build_grpo_config, prompt_dataset, run_rl
 from retu.engine.rl_step import math_verify_reward
 from retu.engine.run import seed_everything
 from retu.engine.sft import run_sft, sft_args
+from retu.errors import RetuInputError
 from retu.eval import generate, render_prompts
 from retu.metrics import read_records
-from retu.errors import RetuInputError
 from retu.quiet import ignore_library_notices, quiet_library_bars
 from retu.stages import method_config
 
