@@ -1,7 +1,8 @@
 """How often a model repeats the expert's slip: the share of its written steps that drop the minus sign.
 
 Reads the completions that `retu eval --out DIR` saves on the embedded task and checks every step line
-"a<op>b=c" against its own operands: for the steps whose right result is SLIP_AT (-5) or below, the
+"a<op>b=c" against its own operands: for the steps whose right result is the slip's threshold
+(`--slip-at`, the run's data.arith_slip_at; SLIP_AT = -5 by default) or below, the
 share written right, written without the minus sign (the expert's slip, `retu.tasks.arith.slip_steps`)
 and written otherwise wrong; the same for all other steps (which the expert never gets wrong). A model
 trained on slipping trajectories that decodes greedily repeats the slip; RL with the verifier's reward
@@ -27,8 +28,9 @@ STEP = re.compile(r"^(-?\d+)([+\-])(\d+)=(-?\d+)$")
 OUTCOMES = ("right", "slipped", "wrong")
 
 
-def classify(line: str) -> tuple[str, str] | None:
-    """(kind, outcome) of one written step, or None if the line is not a step.
+def classify(line: str, at: int = SLIP_AT) -> tuple[str, str] | None:
+    """(kind, outcome) of one written step, or None if the line is not a step; kind "below" is a step
+    whose right result is `at` or below.
 
     >>> classify("2-9=7"), classify("2-9=-7"), classify("3+4=8"), classify("\\\\boxed{7}")
     (('below', 'slipped'), ('below', 'right'), ('other', 'wrong'), None)
@@ -39,13 +41,15 @@ def classify(line: str) -> tuple[str, str] | None:
     a, op, b, got = int(m[1]), m[2], int(m[3]), int(m[4])
     right = a + b if op == "+" else a - b
     outcome = "right" if got == right else "slipped" if got == -right and right < 0 else "wrong"
-    return ("below" if right <= SLIP_AT else "other"), outcome
+    return ("below" if right <= at else "other"), outcome
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("completions", nargs="+", help="completions.jsonl files written by retu eval --out")
-    for path in parser.parse_args().completions:
+    parser.add_argument("--slip-at", type=int, default=SLIP_AT, help="the slip's threshold (data.arith_slip_at)")
+    args = parser.parse_args()
+    for path in args.completions:
         try:
             rows = read_completions(path)
         except RetuInputError as err:
@@ -53,8 +57,8 @@ def main() -> None:
         counts: Counter = Counter()
         for row in rows:
             for text in row["completions"]:
-                counts.update(filter(None, map(classify, text.splitlines())))
-        for kind, label in (("below", f"result <= {SLIP_AT}"), ("other", "other steps")):
+                counts.update(filter(None, (classify(line, args.slip_at) for line in text.splitlines())))
+        for kind, label in (("below", f"result <= {args.slip_at}"), ("other", "other steps")):
             n = sum(counts[kind, o] for o in OUTCOMES)
             shares = ", ".join(f"{o} {100 * counts[kind, o] / max(n, 1):.1f}%" for o in OUTCOMES)
             print(f"{path}: {label}: {n} steps: {shares}")

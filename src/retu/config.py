@@ -75,7 +75,9 @@ class DataCfg:
     arith_eval_steps: list = _f([1, 2, 3, 4, 5], "embedded task: difficulty levels in the eval split")
     arith_noise: float = _f(0.0, "embedded task: share of train and validation trajectories with one wrong step")
     arith_sign_slip: float = _f(0.0, "embedded task: probability that the expert drops the minus sign of a running "
-                                "result of -5 or below (a systematic error in train and validation trajectories)")
+                                "result of arith_slip_at or below (a systematic error in train and validation "
+                                "trajectories)")
+    arith_slip_at: int = _f(-5, "embedded task: the running results (this or below) whose sign the expert can drop")
     max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
     max_response_len: int = _f(128, "response tokens generated / trained at most")
     keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "
@@ -88,6 +90,9 @@ class DataCfg:
         _at_least("data", 0, arith_n_val=self.arith_n_val, arith_n_eval=self.arith_n_eval)
         if not 0.0 <= self.arith_sign_slip <= 1.0:
             raise RetuInputError(f"data.arith_sign_slip is a probability in [0, 1], got {self.arith_sign_slip}")
+        if self.arith_slip_at >= 0:
+            raise RetuInputError(f"data.arith_slip_at must be negative (a result the expert writes without its minus "
+                                 f"sign), got {self.arith_slip_at}")
 
 
 @dataclass(frozen=True)

@@ -18,26 +18,28 @@ from retu.phases import PhaseResult, detect_phases
 
 # The embedded default (DESIGN.md section 6) as overrides of retu.config's defaults; `SHARED` holds
 # what every stage of a pipeline or comparison evaluates with. Measured in benchmarks/bench_pipeline.sh.
-# Its expert drops the minus sign of running results of -5 or below 60% of the time (`EXPERT`, in the
-# SFT trajectories and in LUFFY / SRFT / UPT's expert rows alike). SFT's learning rate decays (cosine,
-# steps 45-600) to 0.2x and holds there, so pure SFT settles on the expert's majority habit and levels
-# off; RL at 0.25x that final rate removes the slip (docs/main_job.md, "The capped expert").
+# The task is chains of 1-4 operations. Its expert drops the minus sign of running results of -3 or below
+# 80% of the time (`EXPERT`, in the SFT trajectories and in LUFFY / SRFT / UPT's expert rows alike).
+# SFT runs batches of 64 (at 32 the step at which it learns the task moved by hundreds of steps with the
+# split); its learning rate decays (cosine, steps 45-600) to 0.2x and holds there, so pure SFT settles
+# on the expert's majority habit (p 0.8 keeps its greedy choice firm) and levels off; RL at 0.25x that
+# final rate removes the slip (docs/main_job.md, "Batch 64, chains of 1-4 operations, a firmer slip").
 SHARED = ["data.train=arith", "data.eval=arith", "data.arith_n_val=200", "data.arith_n_eval=400",
-          "data.arith_eval_steps=[1,2,3,4,5]", "eval.temperature=0.0", "eval.samples=1",
+          "data.arith_eval_steps=[1,2,3,4]", "eval.temperature=0.0", "eval.samples=1",
           "eval.max_new_tokens=64", "eval.batch_size=400"]
-EXPERT = ["data.arith_sign_slip=0.6"]
-DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000", *EXPERT,
-               "optim.lr=2.0e-3", "optim.schedule=cosine", "optim.warmup_ratio=0.05", "optim.decay_steps=555",
-               "optim.min_lr_ratio=0.2", "optim.batch_size=32", "optim.max_steps=900", "sft.val_every=50",
-               "eval.every=100"]
-DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "data.arith_train_steps=[2,3,4,5]", *EXPERT,
+EXPERT = ["data.arith_sign_slip=0.8", "data.arith_slip_at=-3"]
+DEFAULT_SFT = ["kind=sft", "model.name_or_path=base:1m", "data.val=arith", "data.arith_n_train=5000",
+               "data.arith_train_steps=[1,2,3,4]", *EXPERT, "optim.lr=2.0e-3", "optim.schedule=cosine",
+               "optim.warmup_ratio=0.06428", "optim.decay_steps=555", "optim.min_lr_ratio=0.2", "optim.batch_size=64",
+               "optim.max_steps=700", "sft.val_every=50", "eval.every=100"]
+DEFAULT_RL = ["kind=rl", "loss.algo=dapo_dc", "data.arith_n_train=5000", "data.arith_train_steps=[2,3,4]", *EXPERT,
               "optim.lr=1.0e-4", "optim.weight_decay=0.0", "optim.batch_size=8", "optim.max_steps=40",
               "rollout.group_size=8", "rollout.gen_batch=16", "rollout.max_gen_rounds=1", "rollout.temperature=1.0",
               "rollout.updates_per_batch=1", "data.max_response_len=64", "eval.every=5", "log.save_every=10"]
 
 # Settings that define what RL trains on; equal across the RL stages of one study.
 RL_TRAIN_KEYS = ("data.train", "data.arith_n_train", "data.arith_train_steps", "data.arith_sign_slip",
-                 "data.arith_noise", "data.max_response_len",
+                 "data.arith_slip_at", "data.arith_noise", "data.max_response_len",
                  "rollout.group_size", "rollout.temperature", "optim.batch_size", "optim.max_steps")
 
 

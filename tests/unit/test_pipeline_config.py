@@ -45,7 +45,7 @@ def test_stages_that_would_evaluate_differently_are_refused(tmp_path):
     # LUFFY learns from the expert's trajectories: an expert with other errors is another training set.
     p = load_pipeline_config(None, [f"run_dir={tmp_path}", "paradigms=[luffy]",
                                     "paradigm_overrides={luffy: ['data.arith_sign_slip=0.0']}"])
-    with pytest.raises(RetuInputError, match=r"data.arith_sign_slip differs between stages rl base \(0.6\) and"):
+    with pytest.raises(RetuInputError, match=r"data.arith_sign_slip differs between stages rl base \(0.8\) and"):
         check_stages(p)
 
 

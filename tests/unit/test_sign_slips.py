@@ -22,6 +22,17 @@ def test_counts_slipped_and_wrong_steps_by_kind(tmp_path):
                    f"{path}: other steps: 3 steps: right 100.0%, slipped 0.0%, wrong 0.0%"]
 
 
+def test_slip_at_moves_the_threshold_of_the_counted_steps(tmp_path):
+    path = tmp_path / "completions.jsonl"
+    path.write_text(json.dumps({"id": "a", "group": "steps_2", "answer": "-1",
+                                "completions": ["2-6=4\n4+3=7\n\\boxed{7}"]}) + "\n")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sign_slips.py"), "--slip-at", "-3", str(path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    # 2-6 = -4 is at or below -3 and written without its sign; 4+3 = 7 is right from the written 4.
+    assert out == [f"{path}: result <= -3: 1 steps: right 0.0%, slipped 100.0%, wrong 0.0%",
+                   f"{path}: other steps: 1 steps: right 100.0%, slipped 0.0%, wrong 0.0%"]
+
+
 def test_a_file_that_is_not_a_completions_file_is_one_line_naming_its_line(tmp_path):
     path = tmp_path / "completions.jsonl"
     path.write_text('{"id": "a", "group": "steps_1", "answer": "1", "completions": ["1"]}\n{"id": "b"}\n')

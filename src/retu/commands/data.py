@@ -31,7 +31,9 @@ def arith(
                                    "(the lowest 2/5) or hard (the highest 2/5); val and eval stay uniform."),
     noise: float = typer.Option(0.0, "--noise", help="Share of train and val trajectories with one wrong step."),
     sign_slip: float = typer.Option(0.0, "--sign-slip", help="Probability that the expert drops the minus sign of a "
-                                    "running result of -5 or below (train and val)."),
+                                    "running result of --slip-at or below (train and val)."),
+    slip_at: int = typer.Option(-5, "--slip-at", help="The negative running results (this or below) whose sign the "
+                                "expert can drop."),
 ) -> None:
     """Write the arithmetic task's train / val / eval splits (no 2+-step problem in two splits)."""
     from retu.data.io import write_jsonl
@@ -44,7 +46,8 @@ def arith(
     levels = tuple(range(1, max_steps + 1))
     train_levels = difficulty_levels(difficulty, max_steps)
     splits = make_splits(seed, n_train, n_val, n_eval, steps_train=train_levels, steps_eval=levels,
-                         cfg=ArithConfig(operand_max=operand_max, ops=ops), noise=noise, sign_slip=sign_slip)
+                         cfg=ArithConfig(operand_max=operand_max, ops=ops), noise=noise, sign_slip=sign_slip,
+                         slip_at=slip_at)
     for name, rows in splits.items():
         path = write_jsonl(out / f"{name}.jsonl", rows)
         shown = train_levels if name == "train" else levels

@@ -34,7 +34,7 @@ def arith_splits(data: DataCfg) -> dict[str, list[dict]]:
     """The embedded task's train / val / eval rows as the data config sizes them."""
     return make_splits(data.seed, data.arith_n_train, data.arith_n_val, data.arith_n_eval,
                        steps_train=data.arith_train_steps, steps_eval=data.arith_eval_steps, noise=data.arith_noise,
-                       sign_slip=data.arith_sign_slip)
+                       sign_slip=data.arith_sign_slip, slip_at=data.arith_slip_at)
 
 
 def _read(source: str, field: str, *, require_solution: bool) -> list[dict]:

@@ -128,11 +128,12 @@ def corrupt_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str
     return [*lines, f"\\boxed{{{value}}}"]
 
 
-SLIP_AT = -5  # running results at or below this are the ones the expert can write without their sign
+SLIP_AT = -5  # by default, running results at or below this are the ones the expert can write without their sign
 
 
-def slip_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str], p: float) -> list[str]:
-    """Expert trajectory with a systematic error: a running result of SLIP_AT or below is written
+def slip_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str], p: float,
+               at: int = SLIP_AT) -> list[str]:
+    """Expert trajectory with a systematic error: a running result of `at` or below is written
     without its minus sign with probability `p` (one draw per such result), and the later steps and
     the boxed answer go on from the written value. Greedy decoding imitates the expert's majority
     choice, so with `p` > 0.5 a model trained on these trajectories keeps the error; a verifier's
@@ -144,7 +145,7 @@ def slip_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str], 
     value, lines = operands[0], []
     for op, b in zip(ops, operands[1:]):
         new = _APPLY[op](value, b)
-        if new <= SLIP_AT and rng.random() < p:
+        if new <= at and rng.random() < p:
             new = -new
         lines.append(f"{value}{op}{b}={new}")
         value = new
@@ -249,12 +250,12 @@ def add_noise(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
     return out
 
 
-def add_slips(rows: list[dict], p: float, rng: random.Random) -> list[dict]:
-    """Rows with every solution rewritten by `slip_steps` (drawn by `rng`); a row whose trajectory
-    changed carries `"expert_error": true`."""
+def add_slips(rows: list[dict], p: float, rng: random.Random, at: int = SLIP_AT) -> list[dict]:
+    """Rows with every solution rewritten by `slip_steps` (drawn by `rng`, threshold `at`); a row whose
+    trajectory changed carries `"expert_error": true`."""
     out = []
     for row in rows:
-        solution = "\n".join(slip_steps(rng, *parse_problem(row["problem"]), p))
+        solution = "\n".join(slip_steps(rng, *parse_problem(row["problem"]), p, at))
         out.append({**row, "solution": solution, "expert_error": True} if solution != row["solution"] else row)
     return out
 
@@ -264,7 +265,7 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
                 steps_val: Sequence[int] | None = None,
                 steps_eval: Sequence[int] = (1, 2, 3, 4, 5),
                 cfg: ArithConfig = ArithConfig(), noise: float = 0.0,
-                sign_slip: float = 0.0) -> dict[str, list[dict]]:
+                sign_slip: float = 0.0, slip_at: int = SLIP_AT) -> dict[str, list[dict]]:
     """Train / validation / eval problem sets that share no problem of 2+ steps.
 
     Args:
@@ -276,9 +277,10 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
         noise: Share of train and validation trajectories with one wrong step (`corrupt_steps`);
             their `answer` stays right and they carry `"expert_error": true`. Eval rows are never
             changed, and the problems drawn do not depend on it.
-        sign_slip: Probability that the expert drops the minus sign of a running result of SLIP_AT or
-            below (`slip_steps`), in train and validation trajectories; applied before `noise`. Eval
-            rows are never changed, and the problems drawn do not depend on it.
+        sign_slip: Probability that the expert drops the minus sign of a running result of `slip_at`
+            or below (`slip_steps`), in train and validation trajectories; applied before `noise`.
+            Eval rows are never changed, and the problems drawn do not depend on it.
+        slip_at: The slip's threshold, a negative number (SLIP_AT = -5 by default).
 
     Returns:
         {"train": rows, "val": rows, "eval": rows}; each row has id, problem, answer, solution,
@@ -291,6 +293,9 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
         raise RetuInputError(f"arith noise (share of wrong expert trajectories) must be in [0, 1), got {noise}")
     if not 0.0 <= sign_slip <= 1.0:
         raise RetuInputError(f"arith sign_slip (probability of a dropped minus sign) must be in [0, 1], got {sign_slip}")
+    if slip_at >= 0:
+        raise RetuInputError(f"arith slip_at (the running results whose minus sign the expert drops) must be < 0, "
+                             f"got {slip_at}")
     plan = [("eval", n_eval, steps_eval), ("val", n_val, steps_eval if steps_val is None else steps_val),
             ("train", n_train, steps_train)]
     taken: dict[int, set[str]] = {}  # steps -> problems of 2+ steps used by any split
@@ -302,7 +307,8 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
         rng = random.Random(f"retu-arith/{seed}/{name}")  # str seeds hash with sha512: stable across runs
         splits[name] = make_split(rng, n, list(levels), cfg, taken, name)
         if name != "eval" and sign_slip:
-            splits[name] = add_slips(splits[name], sign_slip, random.Random(f"retu-arith/{seed}/{name}/slip"))
+            slips = random.Random(f"retu-arith/{seed}/{name}/slip")
+            splits[name] = add_slips(splits[name], sign_slip, slips, slip_at)
         if name != "eval" and noise:
             splits[name] = add_noise(splits[name], noise, random.Random(f"retu-arith/{seed}/{name}/noise"))
     return {name: splits[name] for name in ("train", "val", "eval")}

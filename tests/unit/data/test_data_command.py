@@ -56,3 +56,12 @@ def test_sign_slip_option_writes_the_experts_systematic_error(tmp_path):
     reach = [r for r in train if any(int(v) <= -5 for v in re.findall(r"=(-?\d+)", solve_problem(r["problem"])))]
     assert slipped and [r["id"] for r in slipped] == [r["id"] for r in reach]
     assert all(r["solution"] == solve_problem(r["problem"]) for r in train if not r.get("expert_error"))
+
+
+def test_slip_at_option_moves_the_slips_threshold(tmp_path):
+    args = ["data", "arith", "--out", str(tmp_path), "--n-train", "200", "--n-val", "10", "--n-eval", "10",
+            "--sign-slip", "1.0", "--slip-at", "-2"]
+    assert CliRunner().invoke(cli_app(), args).exit_code == 0
+    train = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    reach = [r["id"] for r in train if any(int(v) <= -2 for v in re.findall(r"=(-?\d+)", solve_problem(r["problem"])))]
+    assert reach == [r["id"] for r in train if r.get("expert_error")]

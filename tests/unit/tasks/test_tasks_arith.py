@@ -120,6 +120,9 @@ def test_a_slipped_sign_carries_on_to_the_box():
     # -4 is above the threshold and is never slipped; p = 0 is the plain solver.
     assert slip_steps(random.Random(0), [2, 6, 3], "-+", 1.0) == ["2-6=-4", "-4+3=-1", "\\boxed{-1}"]
     assert "\n".join(slip_steps(random.Random(0), [2, 9, 3], "-+", 0.0)) == solve_problem("Compute 2-9+3.")
+    # With the threshold at -3, -4 slips too (and -1 after it stays).
+    assert slip_steps(random.Random(0), [2, 6, 3], "-+", 1.0, at=-3) == ["2-6=4", "4+3=7", "\\boxed{7}"]
+    assert slip_steps(random.Random(0), [2, 3, 0], "--", 1.0, at=-1) == ["2-3=1", "1-0=1", "\\boxed{1}"]
 
 
 def test_sign_slips_change_train_and_val_at_their_rate_and_never_eval(splits):
@@ -138,3 +141,14 @@ def test_sign_slips_change_train_and_val_at_their_rate_and_never_eval(splits):
     assert 0.65 < share < 0.85  # p 0.7 at the first such result, more when a row has several
     with pytest.raises(RetuInputError, match="sign_slip .* must be in \\[0, 1\\], got 1.5"):
         make_splits(0, 10, 0, 0, sign_slip=1.5)
+
+
+def test_a_higher_slip_threshold_rewrites_exactly_the_rows_that_reach_it(splits):
+    slipped = make_splits(0, 1000, 100, 400, sign_slip=1.0, slip_at=-2)
+    assert slipped["eval"] == splits["eval"]
+    reach = [r["id"] for r in splits["train"] if any(int(v) <= -2 for v in re.findall(r"=(-?\d+)", r["solution"]))]
+    changed = [r["id"] for r in slipped["train"] if r.get("expert_error")]
+    assert changed == reach and len(reach) > len([r for r in splits["train"] if any(
+        int(v) <= -5 for v in re.findall(r"=(-?\d+)", r["solution"]))])
+    with pytest.raises(RetuInputError, match="arith slip_at .* must be < 0, got 0"):
+        make_splits(0, 10, 0, 0, sign_slip=0.5, slip_at=0)
