@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("completions", nargs="+", help="completions.jsonl files written by retu eval --out")
     parser.add_argument("--slip-at", type=int, default=SLIP_AT, help="the slip's threshold (data.arith_slip_at)")
     args = parser.parse_args()
+    if args.slip_at >= 0:
+        sys.exit(f"sign_slips: --slip-at must be negative (a result written without its minus sign), "
+                 f"got {args.slip_at}")
     for path in args.completions:
         try:
             rows = read_completions(path)

@@ -18,6 +18,7 @@ import yaml
 from retu.config_loader import build_dataclass, parse_overrides, read_config_file, set_path
 from retu.errors import RetuInputError
 from retu.phases import DELTA_SEVERE, DELTA_STABLE, PATIENCE
+from retu.tasks.arith import SLIP_AT
 
 ARITH = "arith"  # data.train / val / eval: the embedded task (retu.tasks.arith) instead of a file
 REPORT_TO = ("none", "tensorboard", "wandb")  # log.report_to (retu.engine.run.MIRRORS implements each)
@@ -77,7 +78,8 @@ class DataCfg:
     arith_sign_slip: float = _f(0.0, "embedded task: probability that the expert drops the minus sign of a running "
                                 "result of arith_slip_at or below (a systematic error in train and validation "
                                 "trajectories)")
-    arith_slip_at: int = _f(-5, "embedded task: the running results (this or below) whose sign the expert can drop")
+    arith_slip_at: int = _f(SLIP_AT, "embedded task: the running results (this or below) whose sign the expert "
+                                     "can drop")
     max_prompt_len: int = _f(128, "prompt tokens kept (left-truncated)")
     max_response_len: int = _f(128, "response tokens generated / trained at most")
     keep_overlong_expert: bool = _f(False, "LUFFY/SRFT/UPT: keep expert trajectories over max_response_len "

@@ -33,6 +33,16 @@ def test_slip_at_moves_the_threshold_of_the_counted_steps(tmp_path):
                    f"{path}: other steps: 1 steps: right 100.0%, slipped 0.0%, wrong 0.0%"]
 
 
+def test_a_slip_at_that_is_not_negative_is_one_line(tmp_path):
+    path = tmp_path / "completions.jsonl"
+    path.write_text("")
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sign_slips.py"), "--slip-at", "2", str(path)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        "sign_slips: --slip-at must be negative (a result written without its minus sign), got 2"]
+
+
 def test_a_file_that_is_not_a_completions_file_is_one_line_naming_its_line(tmp_path):
     path = tmp_path / "completions.jsonl"
     path.write_text('{"id": "a", "group": "steps_1", "answer": "1", "completions": ["1"]}\n{"id": "b"}\n')

@@ -13,6 +13,7 @@ import typer
 
 from retu.commands import check_positive
 from retu.commands.evaluate import DATA_DIR_HELP
+from retu.tasks.arith import SLIP_AT
 
 data_app = typer.Typer(no_args_is_help=True, help="Build and curate problem sets.")
 
@@ -32,8 +33,8 @@ def arith(
     noise: float = typer.Option(0.0, "--noise", help="Share of train and val trajectories with one wrong step."),
     sign_slip: float = typer.Option(0.0, "--sign-slip", help="Probability that the expert drops the minus sign of a "
                                     "running result of --slip-at or below (train and val)."),
-    slip_at: int = typer.Option(-5, "--slip-at", help="The negative running results (this or below) whose sign the "
-                                "expert can drop."),
+    slip_at: int = typer.Option(SLIP_AT, "--slip-at", help="The negative running results (this or below) whose sign "
+                                "the expert can drop."),
 ) -> None:
     """Write the arithmetic task's train / val / eval splits (no 2+-step problem in two splits)."""
     from retu.data.io import write_jsonl

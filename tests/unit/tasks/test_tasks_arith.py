@@ -120,7 +120,7 @@ def test_a_slipped_sign_carries_on_to_the_box():
     # -4 is above the threshold and is never slipped; p = 0 is the plain solver.
     assert slip_steps(random.Random(0), [2, 6, 3], "-+", 1.0) == ["2-6=-4", "-4+3=-1", "\\boxed{-1}"]
     assert "\n".join(slip_steps(random.Random(0), [2, 9, 3], "-+", 0.0)) == solve_problem("Compute 2-9+3.")
-    # With the threshold at -3, -4 slips too (and -1 after it stays).
+    # With the threshold at -3, -4 slips too, and the chain goes on from the written 4; at -1, -1 slips.
     assert slip_steps(random.Random(0), [2, 6, 3], "-+", 1.0, at=-3) == ["2-6=4", "4+3=7", "\\boxed{7}"]
     assert slip_steps(random.Random(0), [2, 3, 0], "--", 1.0, at=-1) == ["2-3=1", "1-0=1", "\\boxed{1}"]
 
