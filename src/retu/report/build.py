@@ -22,7 +22,7 @@ from retu.metrics import read_records, read_series, run_end_status, run_start
 from retu.phases import PhaseResult, detect_phases
 from retu.scaling import correlate, decompose, fit_ceiling
 from retu.scaling.curves import read_curve_run
-from retu.scaling.decompose import Correlation, DecompositionTable
+from retu.scaling.decompose import Correlation, DecompositionTable, flag_legend
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,8 @@ def render_sections(report: Report, figures: dict[str, str], level: int = 2) -> 
             shape = ("-", "-") if any(f.startswith("at bound") for f in r.flags) else (f"{r.C_mid:.3g}", f"{r.B:.2f}")
             lines.append(f"| {r.step} | {x} | {r.P_sft:.1f}{_ci(r.P_sft_ci)} | {pl} | {a} | {shape[0]} | {shape[1]} | "
                          f"{', '.join(r.flags)} |")
+        if legend := flag_legend(f for r in t.rows for f in r.flags):
+            lines += ["", legend]
         if t.best is not None:
             lines += ["", f"Highest trusted ceiling: A_post = {t.best.A_post:.1f} from SFT step {t.best.step}."]
         lines.append("")

@@ -20,6 +20,7 @@ from retu.report.build import Report, atomic_write, build_report, render_section
 from retu.report.evidence import seed_evidence
 from retu.report.findings import SeedEvidence, check_claims, check_each_seed, render_findings
 from retu.report.paradigms import Paradigm, mean_over_seeds, paradigm_curve
+from retu.scaling.decompose import fit_flags, flag_legend
 
 LAYOUT = "pipeline.json"
 BASE = "base"
@@ -125,6 +126,8 @@ def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figu
             best = int(np.argmax(p.y))
             lines.append(f"| {p.label} | {p.x[-1]:.4g} | {_point(p, 0)} | {_point(p, best)} | {_point(p, len(p.y) - 1)} | "
                          f"{ceiling} | {p.note} |")
+        if legend := flag_legend(f for p in study.paradigms if p.fit is not None for f in fit_flags(p.fit)):
+            lines += ["", legend]
         if paradigm_figure:
             lines += ["", f"![paradigms]({paradigm_figure})"]
         lines.append("")

@@ -9,6 +9,7 @@ A_post (paper Table 1).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,10 +78,33 @@ class DecompositionTable:
         return "\n".join(lines)
 
 
+# What each flag of `fit_flags` tells a reader; a flag starts with its key ("at bound (B=10)").
+FLAG_MEANINGS = {
+    "collapsed": "the run crashed, and only its points before the first drop were fitted",
+    "unsaturated": "still rising at its last point, so the ceiling is only known to lie in an interval",
+    "at bound": "the fit left a parameter on a bound of its search box, because the points do not pin the "
+                "curve's shape (a flat curve, or all of its gain between two evaluations); C_mid and B are not "
+                "estimates",
+}
+
+
 def fit_flags(fit: CeilingFit) -> tuple[str, ...]:
     """Words for what makes a ceiling untrustworthy (empty when it can be used as a number)."""
     bounds = ("at bound (" + ", ".join(fit.at_bounds) + ")",) if fit.at_bounds else ()
     return tuple(f for f, on in (("collapsed", fit.collapsed), ("unsaturated", not fit.saturated)) if on) + bounds
+
+
+def flag_legend(flags: Iterable[str]) -> str:
+    """One line saying what the flags among `flags` mean, or "" when there are none.
+
+    Example:
+        >>> flag_legend(["", "at bound (B=10)"]).startswith("Flags: at bound = the fit left a parameter")
+        True
+    """
+    flags = [f for f in flags if f]
+    used = [key for key in FLAG_MEANINGS if any(f.startswith(key) for f in flags)]
+    return ("Flags: " + "; ".join(f"{key} = {FLAG_MEANINGS[key]}" for key in used) + ". A flagged ceiling is "
+            "not a trusted estimate.") if used else ""
 
 
 def decompose(pairs: list[tuple[Curve, CeilingFit]]) -> list[DecompositionTable]:

@@ -82,8 +82,21 @@ def test_a_flat_branch_shows_its_bounds_and_no_shape_parameters(tmp_path):
     r = subprocess.run([sys.executable, "-m", "retu", "report", tmp_path, "--out", tmp_path / "out"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    row = next(line for line in (tmp_path / "out" / "report.md").read_text().splitlines() if line.startswith("| 400 | 0.4"))
+    lines = (tmp_path / "out" / "report.md").read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| 400 | 0.4"))
     assert row.split(" | ")[5:7] == ["-", "-"] and "at bound (B=10, gain at end=1)" in row, row
+    # The table is followed by what its flags mean: here only "at bound".
+    legend = lines[lines.index(row) + 2]
+    assert legend.startswith("Flags: at bound = the fit left a parameter on a bound") and "unsaturated" not in legend
+
+
+def test_flag_legend_names_each_flag_used_once_in_a_fixed_order():
+    from retu.scaling.decompose import FLAG_MEANINGS, flag_legend
+
+    assert flag_legend([]) == flag_legend(["", ""]) == ""
+    text = flag_legend(["at bound (B=10)", "collapsed", "at bound (A=100)", ""])
+    assert text == (f"Flags: collapsed = {FLAG_MEANINGS['collapsed']}; at bound = {FLAG_MEANINGS['at bound']}. "
+                    "A flagged ceiling is not a trusted estimate.")
 
 
 def test_a_pruned_branch_is_noted_with_the_compute_it_saved(tmp_path):

@@ -92,6 +92,24 @@ def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_flat_paradigm_is_flagged_and_the_flag_explained_under_the_table(tmp_path):
+    write_layout(tmp_path, [0], ["arith"], [])
+    write_seed(tmp_path, 0)
+    base = tmp_path / "seed-0" / "rl" / "base"
+    (base / "metrics.jsonl").unlink()
+    log = JsonlLogger(base / "metrics.jsonl", run_id="base")
+    log.log("run_start", step=0, config={"kind": "rl"}, curve={"kind": "rl", "scene": "base", "sft_step": 0,
+                                                            "sft_eflops": 0.0})
+    for i, y in enumerate([9.0, 8.5, 9.5, 9.0, 8.5, 10.0, 9.0, 8.5, 9.5]):  # flat: no shape to fit
+        log.log("eval", step=5 * i, flops=1e17 + i * 2e17, metrics=eval_metrics(y))
+    lines = write_study(build_study(tmp_path), tmp_path / "report").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| pure") or line.startswith("| SFT-then-RL")]
+    assert [r.split(" | ")[0] for r in rows] == ["| pure SFT", "| pure RL", "| SFT-then-RL (switch)"]
+    assert rows[1].endswith("| at bound (B=10, gain at end=1) |") and rows[2].endswith("|  |"), rows
+    legend = lines[lines.index(rows[2]) + 2]
+    assert legend.startswith("Flags: at bound = the fit left a parameter on a bound") and "collapsed" not in legend
+
+
 def test_fails_and_inconclusive_are_reported_as_measured(tmp_path):
     write_layout(tmp_path, [0], ["arith"], [])
     # RL from the switch ends below pure SFT's best (53): F1 fails; Adaptive close to Stable: F3 overlaps.
