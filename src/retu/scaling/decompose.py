@@ -83,8 +83,8 @@ FLAG_MEANINGS = {
     "collapsed": "the run crashed, and only its points before the first drop were fitted",
     "unsaturated": "still rising at its last point, so the ceiling is only known to lie in an interval",
     "at bound": "the fit left a parameter on a bound of its search box, because the points do not pin the "
-                "curve's shape (a flat curve, or all of its gain between two evaluations); C_mid and B are not "
-                "estimates",
+                "curve's shape (for example a flat curve, or all of its gain between two evaluations); C_mid and B "
+                "are not estimates",
 }
 
 
@@ -101,10 +101,9 @@ def flag_legend(flags: Iterable[str]) -> str:
         >>> flag_legend(["", "at bound (B=10)"]).startswith("Flags: at bound = the fit left a parameter")
         True
     """
-    flags = [f for f in flags if f]
+    flags = list(flags)
     used = [key for key in FLAG_MEANINGS if any(f.startswith(key) for f in flags)]
-    return ("Flags: " + "; ".join(f"{key} = {FLAG_MEANINGS[key]}" for key in used) + ". A flagged ceiling is "
-            "not a trusted estimate.") if used else ""
+    return ("Flags: " + "; ".join(f"{key} = {FLAG_MEANINGS[key]}" for key in used) + ".") if used else ""
 
 
 def decompose(pairs: list[tuple[Curve, CeilingFit]]) -> list[DecompositionTable]:

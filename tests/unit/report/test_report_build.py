@@ -95,8 +95,7 @@ def test_flag_legend_names_each_flag_used_once_in_a_fixed_order():
 
     assert flag_legend([]) == flag_legend(["", ""]) == ""
     text = flag_legend(["at bound (B=10)", "collapsed", "at bound (A=100)", ""])
-    assert text == (f"Flags: collapsed = {FLAG_MEANINGS['collapsed']}; at bound = {FLAG_MEANINGS['at bound']}. "
-                    "A flagged ceiling is not a trusted estimate.")
+    assert text == f"Flags: collapsed = {FLAG_MEANINGS['collapsed']}; at bound = {FLAG_MEANINGS['at bound']}."
 
 
 def test_a_pruned_branch_is_noted_with_the_compute_it_saved(tmp_path):
