@@ -38,12 +38,11 @@ from scipy.special import expit
 
 from retu.errors import RetuInputError
 from retu.scaling.fit import CeilingFit, FitOptions, prepare_points, select_points
-from retu.scaling.lsq import (A_BELOW_START, G_END_MAX, G_FREE, N_PARAMS, Solution, c_mid_of, default_starts,
+from retu.scaling.lsq import (G_END_MAX, G_FREE, N_PARAMS, Solution, c_mid_of, ceiling_floor, default_starts,
                               predict_theta, r_squared, solve)
 from retu.scaling.prior import SiblingPrior
 from retu.scaling.robust import lts_variance_factor, noise_scale
 
-ACCURACY_FLOOR = 0.0  # %: the lowest ceiling an interval reaches down to
 PROFILE_XTOL = 0.01  # accuracy points: the interval's ends are found to this precision
 
 # ---------------------------------------------------------------------------------------------------
@@ -128,9 +127,8 @@ def profile_interval(xf, yf, p_start, x_end, *, best: Solution, sigma: float, th
             inner, step = outer, 2.0 * step
         return limit
 
-    # Accuracy cannot fall below 0 (as options.upper = 100 caps it above); a fit below 0 keeps its own value.
-    floor = min(ACCURACY_FLOOR, float(best.theta[0]))
-    lo, hi = end(max(min(p_start, float(yf.min())) - A_BELOW_START, floor)), end(upper)
+    # The interval spans the same box as the fit: down to ceiling_floor (accuracy stops at 0), up to `upper`.
+    lo, hi = end(ceiling_floor(p_start, yf)), end(upper)
     return float(lo), float(hi)
 
 

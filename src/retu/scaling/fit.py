@@ -36,7 +36,8 @@ import numpy as np
 
 from retu.errors import RetuInputError
 from retu.scaling.forms import gain_fraction, sigmoid_power
-from retu.scaling.lsq import G_FREE, N_PARAMS, SLOPE_BOUNDS, Solution, c_mid_of, predict_theta, r_squared, solve
+from retu.scaling.lsq import (G_FREE, N_PARAMS, SLOPE_BOUNDS, Solution, c_mid_of, ceiling_floor, predict_theta,
+                              r_squared, solve)
 from retu.scaling.robust import lts_csteps, lts_variance_factor, mz_inliers, noise_scale
 from retu.series import increasing_series
 
@@ -139,6 +140,9 @@ class CeilingFit:
             out.append("gain at end=1")
         if self.ceiling >= self.options.upper * (1 - rel / 10):
             out.append(f"A={self.options.upper:g}")
+        floor = ceiling_floor(self.p_start, self.y[self.fitted_mask])
+        if self.ceiling <= floor + rel:
+            out.append(f"A={floor:g}")
         return tuple(out)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ from scipy.special import expit, logit
 N_PARAMS = 3  # A, C_mid, B (P_start is fixed at the measured branch point)
 SLOPE_BOUNDS = (0.05, 10.0)
 G_END_MAX = 1.0 - 1e-6  # a fit that reaches it is a step function (C_mid -> 0)
-A_BELOW_START = 50.0  # the ceiling may lie this far below min(P_start, y)
+A_BELOW_START = 50.0  # the ceiling may lie this far below min(P_start, y), down to ACCURACY_FLOOR
+ACCURACY_FLOOR = 0.0  # %: no ceiling below it (as `upper` caps it above), unless the data already are
 G_FREE = 1e-3  # g_end bound of an unconstrained fit
 
 
@@ -57,6 +58,17 @@ def default_starts(y: np.ndarray, g_min: float) -> list[np.ndarray]:
     return [np.array([a, g, b]) for a in (top, top + 4.0) for g in (max(g_min + 0.02, 0.5), 0.97) for b in (0.6, 2.0)]
 
 
+def ceiling_floor(p_start: float, y: np.ndarray) -> float:
+    """Lower bound (%) of the ceiling A for a curve starting at p_start with points y [n]: A_BELOW_START
+    under the lowest of them, but not below ACCURACY_FLOOR unless the data already are.
+
+    >>> ceiling_floor(70.0, np.array([72.0, 60.0])), ceiling_floor(8.5, np.array([6.5, 8.0]))
+    (10.0, 0.0)
+    """
+    low = min(float(p_start), float(np.min(y)))
+    return max(low - A_BELOW_START, min(low, ACCURACY_FLOOR))
+
+
 def solve(x, y, p_start, x_end, g_min, upper, *, loss="linear", f_scale=1.0, starts=None, sigma: float = 1.0,
           penalty: Callable[[np.ndarray], np.ndarray] | None = None, ceiling: float | None = None) -> Solution:
     """Bounded multistart least squares over theta = (A, g_end, B), g_end >= g_min.
@@ -73,7 +85,7 @@ def solve(x, y, p_start, x_end, g_min, upper, *, loss="linear", f_scale=1.0, sta
         penalty: theta -> extra residuals appended to the data ones (a prior, in sigma units).
         ceiling: hold A at this value and fit (g_end, B) only (a profile of A).
     """
-    lo = np.array([min(p_start, y.min()) - A_BELOW_START, g_min, SLOPE_BOUNDS[0]])
+    lo = np.array([ceiling_floor(p_start, y), g_min, SLOPE_BOUNDS[0]])
     hi = np.array([upper, G_END_MAX, SLOPE_BOUNDS[1]])
     starts = default_starts(y, g_min) if starts is None else starts
     free = slice(0, 3) if ceiling is None else slice(1, 3)

@@ -113,3 +113,11 @@ def test_the_ceiling_interval_stays_on_the_accuracy_scale():
     fit = fit_ceiling(x, y, p_start=4.5)
     assert fit.saturated and fit.ceiling == pytest.approx(86.45, abs=0.01)
     assert fit.ceiling_ci[0] == pytest.approx(77.0, abs=0.1) and fit.ceiling_ci[1] == 100.0
+
+
+def test_the_ceiling_floor_is_50_points_under_the_data_but_not_under_zero_accuracy():
+    from retu.scaling.lsq import ceiling_floor
+
+    assert ceiling_floor(70.0, np.array([72.0, 60.0])) == 10.0
+    assert ceiling_floor(8.5, np.array([8.0, 6.5])) == 0.0
+    assert ceiling_floor(-2.0, np.array([1.0])) == -2.0  # data already below 0 (not an accuracy) keep their own

@@ -45,6 +45,19 @@ def test_a_bound_while_the_curve_is_still_far_from_its_ceiling():
     assert live.A is None and live.to_metrics()["ceiling/A"] is None and live.hi == 100.0
 
 
+# RL from the base model in the main job (seed 0, at a852c30): flat at 7-8%, its last points lowest.
+FLAT_X = np.array([0.0, 0.1146, 0.2333, 0.3285, 0.4510, 0.5759, 0.7085, 0.8156, 0.9518]) * 1e-6  # EFLOPs
+FLAT_Y = np.array([8.5, 8.25, 6.5, 8.25, 8.25, 8.0, 8.25, 7.5, 6.75])
+
+
+def test_a_flat_curve_that_ends_low_gets_no_ceiling_below_zero_accuracy():
+    # The free fit extrapolates the last drop; its box used to reach 50 points below the data (A = -43.25).
+    live = estimate_live_ceiling(FLAT_X, FLAT_Y)
+    assert live.lo == pytest.approx(0.0, abs=1e-9) and live.A == pytest.approx(0.0, abs=1e-6)
+    assert 6.75 < live.hi < 8.5
+    assert "A=0" in predict_ceiling(FLAT_X, FLAT_Y).at_bounds  # the floor is a bound, flagged like A=100
+
+
 def test_min_points_below_the_fit_minimum_is_refused():
     x, y = _evals(6)
     with pytest.raises(RetuInputError, match="min_points must be at least 4, got 3"):
