@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from retu.config import RunCfg
@@ -277,8 +278,12 @@ class RichProgress(TrainerCallback):
     """A rich progress bar over optimizer steps, with the latest loss and validation numbers."""
 
     def __init__(self, description: str = "sft"):
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+        # On a narrow console (80 columns, or a log file) the bar gives way; the counts and numbers do not.
+        self.progress = Progress(TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+                                 BarColumn(table_column=Column(ratio=1)),
+                                 MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                                 TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                                 TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)))
         self.task = self.progress.add_task(description, total=None, status="")
         self.fields = {"train": "", "val": ""}
 
