@@ -22,7 +22,7 @@ from collections import Counter
 
 from retu.errors import RetuInputError
 from retu.eval import read_completions
-from retu.tasks.arith import SLIP_AT
+from retu.tasks.arith import SLIP_AT, check_slip_at
 
 STEP = re.compile(r"^(-?\d+)([+\-])(\d+)=(-?\d+)$")
 OUTCOMES = ("right", "slipped", "wrong")
@@ -49,9 +49,10 @@ def main() -> None:
     parser.add_argument("completions", nargs="+", help="completions.jsonl files written by retu eval --out")
     parser.add_argument("--slip-at", type=int, default=SLIP_AT, help="the slip's threshold (data.arith_slip_at)")
     args = parser.parse_args()
-    if args.slip_at >= 0:
-        sys.exit(f"sign_slips: --slip-at must be negative (a result written without its minus sign), "
-                 f"got {args.slip_at}")
+    try:
+        check_slip_at(args.slip_at, "--slip-at")
+    except RetuInputError as err:
+        sys.exit(f"sign_slips: {err}")
     for path in args.completions:
         try:
             rows = read_completions(path)

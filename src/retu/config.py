@@ -18,7 +18,7 @@ import yaml
 from retu.config_loader import build_dataclass, parse_overrides, read_config_file, set_path
 from retu.errors import RetuInputError
 from retu.phases import DELTA_SEVERE, DELTA_STABLE, PATIENCE
-from retu.tasks.arith import SLIP_AT
+from retu.tasks.arith import SLIP_AT, check_slip_at
 
 ARITH = "arith"  # data.train / val / eval: the embedded task (retu.tasks.arith) instead of a file
 REPORT_TO = ("none", "tensorboard", "wandb")  # log.report_to (retu.engine.run.MIRRORS implements each)
@@ -92,9 +92,7 @@ class DataCfg:
         _at_least("data", 0, arith_n_val=self.arith_n_val, arith_n_eval=self.arith_n_eval)
         if not 0.0 <= self.arith_sign_slip <= 1.0:
             raise RetuInputError(f"data.arith_sign_slip is a probability in [0, 1], got {self.arith_sign_slip}")
-        if self.arith_slip_at >= 0:
-            raise RetuInputError(f"data.arith_slip_at must be negative (a result the expert writes without its minus "
-                                 f"sign), got {self.arith_slip_at}")
+        check_slip_at(self.arith_slip_at, "data.arith_slip_at")
 
 
 @dataclass(frozen=True)

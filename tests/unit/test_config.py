@@ -84,8 +84,8 @@ def test_vllm_gpu_memory_is_a_share(value):
     (["kind=rl", "loss.algo=ppo"], "loss.algo must be one of grpo, dapo_d, dapo_dc, luffy, srft, upt, got 'ppo'"),
     # sections (RolloutCfg, LogCfg)
     (["data.arith_sign_slip=1.5"], "data.arith_sign_slip is a probability in [0, 1], got 1.5"),
-    (["data.arith_slip_at=2"], "data.arith_slip_at must be negative (a result the expert writes without its minus "
-     "sign), got 2"),
+    (["data.arith_slip_at=2"], "data.arith_slip_at must be negative (a running result the expert writes without its "
+     "minus sign), got 2"),
     (["rollout.gen_batch=-3"], "rollout.gen_batch must be >= 1, got -3"),
     (["kind=rl", "rollout.gen_batch=0"], "rollout.gen_batch must be >= 1, got 0"),
     (["log.report_to=mlflow"], "log.report_to must be one of none, tensorboard, wandb, got 'mlflow'"),

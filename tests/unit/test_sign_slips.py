@@ -40,7 +40,7 @@ def test_a_slip_at_that_is_not_negative_is_one_line(tmp_path):
                          capture_output=True, text=True, check=False)
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr.strip().splitlines() == [
-        "sign_slips: --slip-at must be negative (a result written without its minus sign), got 2"]
+        "sign_slips: --slip-at must be negative (a running result the expert writes without its minus sign), got 2"]
 
 
 def test_a_file_that_is_not_a_completions_file_is_one_line_naming_its_line(tmp_path):

@@ -131,6 +131,13 @@ def corrupt_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str
 SLIP_AT = -5  # by default, running results at or below this are the ones the expert can write without their sign
 
 
+def check_slip_at(value: int, name: str) -> None:
+    """Raise RetuInputError unless the slip threshold `value` (given as `name`) is negative."""
+    if value >= 0:
+        raise RetuInputError(f"{name} must be negative (a running result the expert writes without its minus "
+                             f"sign), got {value}")
+
+
 def slip_steps(rng: random.Random, operands: Sequence[int], ops: Sequence[str], p: float,
                at: int = SLIP_AT) -> list[str]:
     """Expert trajectory with a systematic error: a running result of `at` or below is written
@@ -293,9 +300,7 @@ def make_splits(seed: int, n_train: int, n_val: int, n_eval: int, *,
         raise RetuInputError(f"arith noise (share of wrong expert trajectories) must be in [0, 1), got {noise}")
     if not 0.0 <= sign_slip <= 1.0:
         raise RetuInputError(f"arith sign_slip (probability of a dropped minus sign) must be in [0, 1], got {sign_slip}")
-    if slip_at >= 0:
-        raise RetuInputError(f"arith slip_at (the running results whose minus sign the expert drops) must be < 0, "
-                             f"got {slip_at}")
+    check_slip_at(slip_at, "arith slip_at")
     plan = [("eval", n_eval, steps_eval), ("val", n_val, steps_eval if steps_val is None else steps_val),
             ("train", n_train, steps_train)]
     taken: dict[int, set[str]] = {}  # steps -> problems of 2+ steps used by any split

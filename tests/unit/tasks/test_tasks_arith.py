@@ -150,5 +150,5 @@ def test_a_higher_slip_threshold_rewrites_exactly_the_rows_that_reach_it(splits)
     changed = [r["id"] for r in slipped["train"] if r.get("expert_error")]
     assert changed == reach and len(reach) > len([r for r in splits["train"] if any(
         int(v) <= -5 for v in re.findall(r"=(-?\d+)", r["solution"]))])
-    with pytest.raises(RetuInputError, match="arith slip_at .* must be < 0, got 0"):
+    with pytest.raises(RetuInputError, match=r"arith slip_at must be negative \(a running result .*\), got 0"):
         make_splits(0, 10, 0, 0, sign_slip=0.5, slip_at=0)
