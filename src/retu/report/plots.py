@@ -192,7 +192,10 @@ def draw_phases(ax, result: PhaseResult) -> None:
     ax.axhline(result.L_min * (1 + result.delta_severe), color="0.4", lw=0.7, ls="--")
     ax.axvline(result.recommended_step, color="#2a9d8f", lw=1.2, label=f"switch to RL: step {result.recommended_step}")
     ax.set_xlabel("SFT step")
-    ax.set_ylabel("validation loss")
+    losses = np.asarray(result.losses, dtype=float)
+    if losses.min() > 0 and losses.max() > 10 * losses.min():  # else the sub-phases near L_min are flat
+        ax.set_yscale("log")
+    ax.set_ylabel("validation loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
     ax.legend(fontsize=7, frameon=False)
 
 
@@ -223,6 +226,29 @@ def plot_phases(results: list[PhaseResult], path: str | os.PathLike) -> Path:
 # Fig. 2: paradigms on one compute axis
 
 
+def draw_paradigms(ax, paradigms: list) -> None:
+    """Each paradigm's points with error bars, its fitted sigmoid from its start, and a horizontal line
+    at the ceiling its legend entry states (combined over seeds when several; dashed when flagged)."""
+    colors = plt.cm.tab10(np.arange(len(paradigms)) % 10)
+    for p, color in zip(paradigms, colors, strict=True):
+        label = p.label if p.ceiling is None else f"{p.label}: {p.ceiling.text()}"
+        if p.y_ci is not None and np.isfinite(p.y_ci).any():
+            below, above = np.nan_to_num(p.y - p.y_ci[0]), np.nan_to_num(p.y_ci[1] - p.y)
+            ax.errorbar(p.x, p.y, yerr=np.clip([below, above], 0.0, None), fmt="o", ms=3, color=color,
+                        alpha=0.75, lw=0.7, capsize=1.5)
+        else:
+            ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
+        if p.x0 > 0:  # SFT-then-RL starts where its SFT leg ended
+            ax.plot([p.x0], [p.y[0]], "D", ms=6, color=color, markeredgecolor="k", markeredgewidth=0.6)
+        if p.fit is None:
+            ax.plot(p.x, p.y, "-", lw=0.8, color=color, label=f"{label} (not fitted)")
+            continue
+        grid = np.linspace(0.0, (p.x[-1] - p.x0) * 1.05, 200)
+        ax.plot(p.x0 + grid, p.fit.predict(grid), "-", lw=1.4, color=color, label=label)
+        ax.hlines(p.fit.ceiling if p.ceiling is None else p.ceiling.value, p.x0, p.x0 + grid[-1], colors=[color],
+                  lw=0.8, linestyles=":" if not p.fit.flagged else "--", alpha=0.8)
+
+
 def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
     """Accuracy against cumulative EFLOPs from the base model, one colour per paradigm (Fig. 2).
 
@@ -232,30 +258,13 @@ def plot_paradigms(paradigms: list, path: str | os.PathLike) -> Path:
     """
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        colors = plt.cm.tab10(np.arange(len(paradigms)) % 10)
-        for p, color in zip(paradigms, colors, strict=True):
-            label = p.label if p.ceiling is None else f"{p.label}: {p.ceiling.text()}"
-            if p.y_ci is not None and np.isfinite(p.y_ci).any():
-                below, above = np.nan_to_num(p.y - p.y_ci[0]), np.nan_to_num(p.y_ci[1] - p.y)
-                ax.errorbar(p.x, p.y, yerr=np.clip([below, above], 0.0, None), fmt="o", ms=3, color=color,
-                            alpha=0.75, lw=0.7, capsize=1.5)
-            else:
-                ax.plot(p.x, p.y, "o", ms=3, color=color, alpha=0.75)
-            if p.x0 > 0:  # SFT-then-RL starts where its SFT leg ended
-                ax.plot([p.x0], [p.y[0]], "D", ms=6, color=color, markeredgecolor="k", markeredgewidth=0.6)
-            if p.fit is None:
-                ax.plot(p.x, p.y, "-", lw=0.8, color=color, label=f"{label} (not fitted)")
-                continue
-            grid = np.linspace(0.0, (p.x[-1] - p.x0) * 1.05, 200)
-            ax.plot(p.x0 + grid, p.fit.predict(grid), "-", lw=1.4, color=color, label=label)
-            ax.hlines(p.fit.ceiling, p.x0, p.x0 + grid[-1], colors=[color], lw=0.8,
-                      linestyles=":" if not p.fit.flagged else "--", alpha=0.8)
+        draw_paradigms(ax, paradigms)
         _compute_axis(ax, max(p.x.max() for p in paradigms), "training compute from the base model")
         ax.set_ylabel("accuracy (%)")
         seeds = max(p.seeds for p in paradigms)
         ax.set_title("Paradigms on one compute axis" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""))
         ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.85)
-        _footnote(fig, "bars: 95% interval of each evaluation (across seeds when several); lines: fitted sigmoid "
-                  "from each paradigm's start; dotted: fitted ceiling (dashed: flagged); diamond: the switch from SFT "
-                  "to RL")
+        _footnote(fig, "bars: 95% interval of each evaluation (across seeds when several); lines: sigmoid fitted "
+                  "from each paradigm's start (to the mean curve); dotted: the ceiling in the legend (dashed: "
+                  "flagged); diamond: the switch from SFT to RL")
         return _save(fig, path)
