@@ -97,7 +97,8 @@ def draw_fit(ax, fit: CeilingFit, color, label: str, floor: float = -np.inf) -> 
     low = y < floor  # far-off outliers and collapse points sit on the floor as 'v'
     ax.scatter(x[low], np.full(low.sum(), floor + 0.4), marker="v", s=14, color="0.4")
     grid = np.linspace(0.0, x.max() * 1.05, 200)
-    ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=f"{label}: {fit.ceiling_text()}")
+    bound = f" (at bound {', '.join(fit.at_bounds)})" if fit.at_bounds else ""
+    ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=f"{label}: {fit.ceiling_text()}{bound}")
     ax.axhline(fit.ceiling, color=color, lw=0.8, ls=":" if fit.saturated else "--", alpha=0.8)
 
 

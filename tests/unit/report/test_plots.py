@@ -1,5 +1,5 @@
-"""What the report's figures draw: the validation loss on a log axis when it spans decades, and the
-paradigms' ceiling lines at the values their legend entries state."""
+"""What the report's figures draw: the validation loss on a log axis when it spans decades, the
+paradigms' ceiling lines at the values their legend entries state, and fits at a bound named so."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ import pytest
 from retu.phases import detect_phases
 from retu.report.estimates import Estimate
 from retu.report.paradigms import Paradigm, fit_paradigm, mean_over_seeds
-from retu.report.plots import draw_paradigms, draw_phases, plt  # plots sets the headless backend
+from retu.report.plots import draw_fit, draw_paradigms, draw_phases, plt  # plots sets the headless backend
+from retu.scaling import fit_ceiling
 from retu.scaling.forms import sigmoid_power
 
 STEPS = [0, 100, 200, 300, 400, 500, 600, 700]
@@ -46,3 +47,15 @@ def test_the_ceiling_line_is_the_ceiling_the_legend_states():
     # Two seeds: the legend's ceiling combines the seeds' fits, not the fit of the mean curve.
     assert mean.ceiling.value == pytest.approx(69.0, abs=0.1)
     assert mean.fit.ceiling == pytest.approx(70.2, abs=0.1)
+
+
+def test_a_fit_at_a_bound_says_so_in_its_legend_entry():
+    x = np.arange(1, 10) * 0.1
+    flat = fit_ceiling(x, np.array([7, 7, 7, 7, 9, 9, 9, 9, 9.0]), p_start=7.0, source="flat")
+    rising = fit_ceiling(x, sigmoid_power(x, 60.0, 80.0, 0.3, 2.0), p_start=60.0, source="rising")
+    fig, ax = plt.subplots()
+    draw_fit(ax, flat, "C0", "SFT step 0")
+    draw_fit(ax, rising, "C1", "SFT step 600")
+    assert ax.get_legend_handles_labels()[1] == [
+        f"SFT step 0: {flat.ceiling_text()} (at bound B=10, gain at end=1)", f"SFT step 600: {rising.ceiling_text()}"]
+    plt.close(fig)
