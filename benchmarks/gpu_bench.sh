@@ -5,7 +5,7 @@
 # prepare writes only under .gpu/ (git-ignored through .git/info/exclude) and needs retu's .venv and
 # ../shared/data/benchmarks (the GSM8K JSONL). run installs the wheels into /tmp/site (--no-deps: the
 # machine's own torch, numpy, pyarrow and the rest stay) and passes ARGS on to gpu_bench.py, e.g.
-# `--cases sft` in one call and `--cases rollout,rl,dapo_dc` in the next.
+# `--deadline 300` in the first call and `--resume .gpu/part1.json` (its gpu_bench.json) in a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Exact versions: retu's pins (pyproject.toml) and what they need beyond the GPU image's packages.
@@ -28,7 +28,11 @@ case "${1:-}" in
     du -sh .gpu ;;
   run)
     out=${2:?usage: gpu_bench.sh run OUT [ARGS]}; shift 2
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
+    # a second call on the same (still warm) machine finds them installed
+    if [ ! -f /tmp/site/.gpu-bench ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
+      touch /tmp/site/.gpu-bench
+    fi
     python3 -c "import pyarrow, sys, torch; print('torch', torch.__version__, 'pyarrow', pyarrow.__version__);
 sys.exit(0 if int(pyarrow.__version__.split('.')[0]) >= 24 else 'gpu_bench.sh: datasets needs pyarrow >= 24; carry its wheel')"
     PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 benchmarks/gpu_bench.py --data-dir .gpu/data \
