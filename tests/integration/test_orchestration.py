@@ -78,15 +78,23 @@ def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 400) -> list[
     return kids
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path, workers):
-    def config(name: str, workers: int = 1) -> Path:
-        return write_yaml(tmp_path / f"{name}.yaml", {"run_dir": str(tmp_path / name), "sft_overrides": SFT,
-                                                      "rl_overrides": RL, "branches": [4], "workers": workers})
+def pipeline_config(root: Path, name: str, workers: int = 1) -> Path:
+    return write_yaml(root / f"{name}.yaml", {"run_dir": str(root / name), "sft_overrides": SFT,
+                                              "rl_overrides": RL, "branches": [4], "workers": workers})
 
-    whole = retu("pipeline", config("whole"))
+
+@pytest.fixture(scope="module")
+def whole_pipeline(tmp_path_factory) -> Path:
+    """The run directory of one uninterrupted pipeline (1 worker): the report a killed run must reproduce."""
+    root = tmp_path_factory.mktemp("pipeline")
+    whole = retu("pipeline", pipeline_config(root, "whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = config("killed", workers)  # with 2 workers, RL from the base model and the branch run side by side
+    return root / "whole"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path, workers, whole_pipeline):
+    killed = pipeline_config(tmp_path, "killed", workers)  # 2 workers: RL from base and the branch side by side
     proc = subprocess.Popen([sys.executable, "-m", "retu", "pipeline", str(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     rl_dir = tmp_path / "killed" / "seed-0" / "rl" / "arith-step4"
@@ -103,8 +111,8 @@ def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path, workers):
     assert_no_duplicates(tmp_path / "killed")
     out = tmp_path / "killed" / "report"
     report = (out / "report.md").read_text()
-    assert report == (tmp_path / "whole" / "report" / "report.md").read_text().replace(
-        str(tmp_path / "whole"), str(tmp_path / "killed"))
+    assert report == (whole_pipeline / "report" / "report.md").read_text().replace(
+        str(whole_pipeline), str(tmp_path / "killed"))
     assert report.startswith("# retu report\n\n## Findings\n") and "| 0 |" in report and "| 4 |" in report
     saved = json.loads((out / "report.json").read_text())
     assert [f["id"] for f in saved["findings"]][:2] == ["F1", "F2"]
