@@ -211,6 +211,7 @@ def smollm2_model(dtype: torch.dtype = torch.float32, cache_dir: str | os.PathLi
     is in the key) and load from there in under a second, the same tensors and token ids.
     """
     gguf = Path(_smollm2_dir()) / SMOLLM2_GGUF
+    _require_gguf(str(gguf.parent), gguf.name)  # a broken install: one line, before the file's size is read
     path = _cache_root(cache_dir) / "smollm2" / f"{gguf.stem}-{gguf.stat().st_size}-transformers{transformers_version}"
     if not path.is_dir():
         def convert(out: Path) -> None:
@@ -424,10 +425,14 @@ def _smollm2_dir() -> str:
     return spec.submodule_search_locations[0]
 
 
-def _load_gguf(directory: str, gguf_file: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _require_gguf(directory: str, gguf_file: str) -> None:
     local = Path(directory).is_dir()  # otherwise a hub repository, checked by transformers
     if local and not (Path(directory) / gguf_file).is_file() and not Path(gguf_file).is_file():
         raise RetuInputError(f"{gguf_file}: GGUF file not found in {directory}")
+
+
+def _load_gguf(directory: str, gguf_file: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    _require_gguf(directory, gguf_file)
     # dequantize=True unpacks every weight into a dense tensor and makes transformers drop the
     # quantizer (model.hf_quantizer, config.quantization_config), so the model trains and saves
     # like any other; without it a GGUF-kernel-capable install keeps weights packed and frozen.

