@@ -247,8 +247,6 @@ def sft_case(model: str, path: str, batch: int, accum: int, variant: str, bare: 
     trainer.train()
     bare_tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
     same = len(bare_tokens) >= 2 and bare_tokens[-2] - bare_tokens[setup.warmup - 1] == retu["tokens"]
-    del trainer, bare_model
-    _free()
     return row(case, retu, steady(ends.t, setup.warmup), peak, model=model, variant=variant, tokens_agree=same)
 
 
@@ -267,8 +265,6 @@ def rollout_case(engine: str, path: str, setup: Setup, data: list[str]) -> dict:
     _sync()
     seconds = time.time() - start
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for group in texts for t in group)
-    del model, answer
-    _free()
     return {"case": f"rollout {engine}", "steps": 1, "s_per_step": seconds, "tokens_per_s": tokens / seconds,
             "tflops": None, "mfu": None, "ratio": None, "sequences": setup.prompts * setup.group, "tokens": tokens}
 
@@ -304,8 +300,6 @@ def rl_case(algo: str, path: str, setup: Setup, data: list[str], root: Path, pea
                           train_dataset=prompt_dataset(rows), processing_class=tokenizer, callbacks=[ends])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
-    del trainer, model
-    _free()
     return row("rl grpo", retu, steady(ends.t, setup.rl_warmup), peak)
 
 
@@ -489,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
                 first_line = (str(exc).strip().splitlines() or [""])[0]
                 rows.append({"case": case, "error": f"{type(exc).__name__}: {first_line}"})
                 failed.append(case)
-            _free()
+            _free()  # each case's models are unreachable once it returns or raises
             print(format_row(rows[-1]), flush=True)
             save()
         save()
