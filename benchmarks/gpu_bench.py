@@ -24,6 +24,11 @@ tokens for SFT, retu's ledger tokens for RL, and generated tokens for rollouts; 
 retu.flops' counts in retu's records (generation forwards + 3 forwards per trained token, recomputation
 not counted) against the device's dense bf16 peak (`gpu_throughput.PEAK_TFLOPS`), named in the first
 line. The runs' accuracy evaluations (8 problems, 16 new tokens, at the first and last step) are not timed.
+What bounds a row, for a target it misses: the last step of each SFT row of `Setup.profile_models` runs
+under torch.profiler (`log.profile_step`, retu.engine.profiling), and each rollout row traces one more
+call of the same batch for `profile_tokens` new tokens. The rows carry the summaries (`profile`: the
+device's busy share of the traced span and the kernels with the most self time), printed before the
+targets; the traced spans are outside the timed windows.
 
 A GPU is lent for minutes, so the rows run in the order that measures issue 12's targets soonest
 (rollouts, SFT of the targets' two models, DAPO_dc, GRPO, then the other SFT models), a case that fails
@@ -40,6 +45,7 @@ packages: benchmarks/gpu_bench.sh.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -55,10 +61,11 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, PrinterCallback, Qwen2Config, TrainerCallback
 
 from retu.config import load_config
-from retu.data.io import write_jsonl
+from retu.data.io import atomic_write, write_jsonl
 from retu.engine.datasets import load_problem_sets, sft_dataset
 from retu.engine.generators import paged_config, paged_generate_fn
 from retu.engine.models import load_model
+from retu.engine.profiling import Capture
 from retu.engine.rl import build_grpo_config, prompt_dataset, run_rl
 from retu.engine.rl_step import math_verify_reward
 from retu.engine.run import seed_everything
@@ -67,7 +74,6 @@ from retu.errors import RetuInputError
 from retu.eval import generate, render_prompts
 from retu.metrics import read_records
 from retu.quiet import ignore_library_notices, quiet_library_bars
-from retu.report.build import atomic_write
 from retu.stages import method_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,6 +117,8 @@ class Setup:
     rl_steps: int = 4
     rl_grad_accum: int = 8  # micro-batches of 32 sequences: 256 at once would hold ~35 GB of float32 logits
     rl_warmup: int = 1  # the first RL step also sets up the paged cache
+    profile_models: tuple = ("qwen2.5-1.5b", "qwen2.5-0.5b")  # SFT rows whose last step is profiled
+    profile_tokens: int = 16  # new tokens of each rollout row's profiled call
     data: str = "gsm8k"
     paged: str = "{}"  # rollout.paged_config (YAML): transformers' defaults on a GPU
 
@@ -118,7 +126,8 @@ class Setup:
     def smoke(cls) -> Setup:
         return cls(dtype="float32", rollout_model="qwen-tiny", sft_models=(("qwen-tiny", 8, 2),),
                    sft_steps=4, warmup=1, max_response_len=64, prompts=4, group=2, new_tokens=16, rl_steps=3,
-                   data="arith", paged="{num_blocks: 16, max_batch_tokens: 256}", rl_grad_accum=2)
+                   data="arith", paged="{num_blocks: 16, max_batch_tokens: 256}", rl_grad_accum=2,
+                   profile_models=("qwen-tiny",), profile_tokens=4)
 
 
 class StepEnds(TrainerCallback):
@@ -199,6 +208,13 @@ def record_window(run_dir: Path, warmup: int) -> dict:
             "flops": last["flops"] - first["flops"], "steps": last["step"] - first["step"]}
 
 
+def step_profile(run_dir: Path) -> dict:
+    """{"profile": the run's `profile` event (retu.engine.profiling.summarize)}, or {} if it profiled no step."""
+    events = [r for r in read_records(run_dir / "metrics.jsonl") if r.get("event") == "profile"]
+    return {"profile": {k: events[-1][k] for k in ("step", "device", "wall_s", "busy_s", "busy_share", "top")}} \
+        if events else {}
+
+
 def row(case: str, retu: dict, bare_seconds: float | None, peak: float | None, **extra) -> dict:
     """One table row: retu's throughput in its window, and its time over bare TRL's for the same steps."""
     s = retu["seconds"]
@@ -211,8 +227,11 @@ def row(case: str, retu: dict, bare_seconds: float | None, peak: float | None, *
 # Cases
 
 
-def sft_config(path: str, batch: int, accum: int, variant: str, setup: Setup, data: list[str], run_dir: Path):
+def sft_config(model: str, path: str, batch: int, accum: int, variant: str, setup: Setup, data: list[str],
+               run_dir: Path):
+    """retu's config for one SFT row; the last step is profiled for the models in `setup.profile_models`."""
     overrides = [f"model.name_or_path={path}", f"model.dtype={setup.dtype}", *data,
+                 f"log.profile_step={setup.sft_steps if model in setup.profile_models else 0}",
                  "optim.lr=2e-5", f"optim.batch_size={batch}", f"optim.grad_accum={accum}",
                  f"optim.max_steps={setup.sft_steps}", f"data.max_response_len={setup.max_response_len}",
                  f"sft.val_every={setup.sft_steps}", "eval.every=0", "log.log_every=1", "log.save_every=0"]
@@ -223,13 +242,14 @@ def sft_config(path: str, batch: int, accum: int, variant: str, setup: Setup, da
 
 def sft_case(model: str, path: str, batch: int, accum: int, variant: str, bare: bool, setup: Setup, data: list[str],
              root: Path, peak: float | None) -> dict:
-    cfg = sft_config(path, batch, accum, variant, setup, data, root / "sft-retu")
+    cfg = sft_config(model, path, batch, accum, variant, setup, data, root / "sft-retu")
     shutil.rmtree(cfg.log.run_dir, ignore_errors=True)
     run_sft(cfg, progress=False)
     retu = record_window(Path(cfg.log.run_dir), setup.warmup)
     case = f"sft {model} {variant}"
+    extra = {"model": model, "variant": variant, **step_profile(Path(cfg.log.run_dir))}
     if not bare:
-        return row(case, retu, None, peak, model=model, variant=variant)
+        return row(case, retu, None, peak, **extra)
 
     seed_everything(cfg.seed)  # the bare trainer: same model, rows, order and SFTConfig; no retu callback
     bare_model, tokenizer = load_model(cfg.model.name_or_path, dtype=torch.float32, seed=cfg.model.seed)
@@ -247,7 +267,7 @@ def sft_case(model: str, path: str, batch: int, accum: int, variant: str, bare: 
     trainer.train()
     bare_tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
     same = len(bare_tokens) >= 2 and bare_tokens[-2] - bare_tokens[setup.warmup - 1] == retu["tokens"]
-    return row(case, retu, steady(ends.t, setup.warmup), peak, model=model, variant=variant, tokens_agree=same)
+    return row(case, retu, steady(ends.t, setup.warmup), peak, tokens_agree=same, **extra)
 
 
 def rollout_case(engine: str, path: str, setup: Setup, data: list[str]) -> dict:
@@ -259,14 +279,43 @@ def rollout_case(engine: str, path: str, setup: Setup, data: list[str]) -> dict:
     answer = paged_generate_fn(model, tokenizer, paged_config(cfg.rollout.paged_config)) if engine == "paged" else \
         functools.partial(generate, model, tokenizer, batch_size=len(prompts))  # every sequence in one batch
     answer(prompts[:2], max_new_tokens=8, temperature=1.0, samples=1)  # warm-up
+    lengths: list[int] = []
     _sync()
     start = time.time()
-    texts = answer(prompts, max_new_tokens=setup.new_tokens, temperature=1.0, samples=setup.group)
+    with counting_decodes(tokenizer, lengths):
+        answer(prompts, max_new_tokens=setup.new_tokens, temperature=1.0, samples=setup.group)
     _sync()
     seconds = time.time() - start
-    tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for group in texts for t in group)
+    if len(lengths) != setup.prompts * setup.group:
+        raise RuntimeError(f"counted {len(lengths)} completions, expected {setup.prompts * setup.group}")
+    tokens = sum(lengths)
+    capture = Capture()  # after the timed call: the same batch for a few tokens, traced
+    capture.start()
+    answer(prompts, max_new_tokens=setup.profile_tokens, temperature=1.0, samples=setup.group)
+    profile = capture.stop()[0]
     return {"case": f"rollout {engine}", "steps": 1, "s_per_step": seconds, "tokens_per_s": tokens / seconds,
-            "tflops": None, "mfu": None, "ratio": None, "sequences": setup.prompts * setup.group, "tokens": tokens}
+            "tflops": None, "mfu": None, "ratio": None, "sequences": setup.prompts * setup.group, "tokens": tokens,
+            "profile": {**profile, "new_tokens": setup.profile_tokens}}
+
+
+@contextlib.contextmanager
+def counting_decodes(tokenizer, lengths: list[int]):
+    """Append the generated length of every sequence `tokenizer.batch_decode` gets (up to and with its first
+    eos; generate pads after it) to `lengths`: both engines decode each completion once, and counting the
+    ids is exact where re-tokenizing the text is not (random SmolLM2 ids re-tokenize to 4.5% more)."""
+    decode, eos = tokenizer.batch_decode, tokenizer.eos_token_id
+
+    def counted(sequences, **kwargs):
+        for seq in sequences:
+            ids = seq.tolist() if isinstance(seq, torch.Tensor) else list(seq)
+            lengths.append(ids.index(eos) + 1 if eos in ids else len(ids))
+        return decode(sequences, **kwargs)
+
+    tokenizer.batch_decode = counted
+    try:
+        yield
+    finally:
+        del tokenizer.batch_decode  # the class's method again
 
 
 def rl_config(algo: str, path: str, setup: Setup, data: list[str], run_dir: Path):
@@ -408,6 +457,13 @@ def format_row(r: dict) -> str:
             f"{f(r['tflops'], '.1f'):>9}{mfu:>8}{f(r['ratio'], '.3f'):>12}{note}")
 
 
+def format_profile(r: dict, kernels: int = 3) -> str:
+    """What bounds a profiled row: device busy share of the traced span and its largest entries."""
+    p = r["profile"]
+    top = "; ".join(f"{100 * e['share']:.0f}% {e['name'][:60]}" for e in p["top"][:kernels])
+    return f"  {r['case']:<34} busy {100 * p['busy_share']:.0f}% of {p['wall_s']:.2f} s  {top}"
+
+
 def format_target(t: dict) -> str:
     value = "-" if t["value"] is None else f"{100 * t['value']:.1f}%" if "MFU" in t["target"] else f"{t['value']:.2f}"
     return f"  {t['target']:<34}{value:>10}  {t['verdict']}" + (f" ({t['where']})" if t["where"] else "")
@@ -493,6 +549,10 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     if not_run:
         print(f"not run (--deadline {opts.deadline:g} s): {', '.join(not_run)}")
+    if profiled := [r for r in rows if "profile" in r]:
+        print("profiles (retu.engine.profiling; device busy share of the traced span, largest entries):")
+        for r in profiled:
+            print(format_profile(r))
     print(f"targets (issue 12), {time.time() - start:.0f} s:")
     for t in targets(rows):
         print(format_target(t))

@@ -184,7 +184,7 @@ def write_compare(paradigms: list[Paradigm], out_dir: Path) -> Path:
     import io
     import json
 
-    from retu.report.build import atomic_write
+    from retu.data.io import atomic_write
     from retu.report.plots import plot_paradigms
 
     out_dir.mkdir(parents=True, exist_ok=True)

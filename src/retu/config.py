@@ -263,10 +263,13 @@ class LogCfg:
     save_every: int = _f(0, "steps between checkpoints (0 = at every validation / evaluation)")
     keep_checkpoints: int = _f(0, "checkpoints kept (0 = all)")
     report_to: str = _f("none", "mirror metrics to: none, tensorboard or wandb")
+    profile_step: int = _f(0, "optimizer step to run under torch.profiler: a `profile` event (top kernels or ops, "
+                              "device busy share) and profile-step<N>.txt (0 = none; retu.engine.profiling)")
 
     def __post_init__(self):
         _at_least("log", 1, log_every=self.log_every)
-        _at_least("log", 0, save_every=self.save_every, keep_checkpoints=self.keep_checkpoints)
+        _at_least("log", 0, save_every=self.save_every, keep_checkpoints=self.keep_checkpoints,
+                  profile_step=self.profile_step)
         if self.report_to not in REPORT_TO:
             raise RetuInputError(f"log.report_to must be one of {', '.join(REPORT_TO)}, got '{self.report_to}'")
 
@@ -289,6 +292,9 @@ class RunCfg:
     def __post_init__(self):
         if self.kind not in KIND_RULES:
             raise RetuInputError(f"kind must be 'sft' or 'rl', got '{self.kind}'")
+        if self.log.profile_step > self.optim.max_steps:
+            raise RetuInputError(f"log.profile_step ({self.log.profile_step}) is after the last step "
+                                 f"(optim.max_steps = {self.optim.max_steps}); use 1..{self.optim.max_steps}, or 0")
         KIND_RULES[self.kind](self)
 
 

@@ -49,6 +49,16 @@ def test_smoke_runs_every_case_and_writes_the_table(tmp_path):
     for r in rollouts:
         assert 0 < r["tokens"] <= 4 * 2 * 16 and r["sequences"] == 8 and r["mfu"] is None and r["ratio"] is None
     assert rl[0]["ratio"] is None and rl[1]["ratio"] > 0 and all(r["steps"] == 1 for r in rl)
+    # what bounds a row: SFT's last step (4) traced through log.profile_step, each rollout's extra 4-token call
+    for r in rollouts + sft:
+        p = r["profile"]
+        assert p["device"] == "cpu" and p["busy_s"] > 0 and 1 <= len(p["top"]) <= 12, p
+        assert p["top"][0]["s"] == max(e["s"] for e in p["top"])
+    assert [r["profile"]["step"] for r in sft] == [4, 4] and all(r["profile"]["new_tokens"] == 4 for r in rollouts)
+    assert not any("profile" in r for r in rl)
+    listed = lines.index("profiles (retu.engine.profiling; device busy share of the traced span, largest entries):")
+    assert [line[:36].strip() for line in lines[listed + 1:listed + 5]] == [r["case"] for r in rollouts + sft]
+    assert lines[listed + 5].startswith("targets (issue 12), ")
     # the targets, judged on these rows: no Qwen2.5 shape ran, the rest is measured
     verdicts = {t["target"]: (t["value"], t["verdict"]) for t in saved["targets"]}
     speedup = rollouts[1]["tokens_per_s"] / rollouts[0]["tokens_per_s"]
@@ -103,8 +113,9 @@ def test_the_gpu_plan_builds_valid_configs(tmp_path):
     for case, kind, args in planned:
         if kind == "sft":
             model, batch, accum, variant, bare = args
-            cfg = bench.sft_config("m", batch, accum, variant, setup, data, root / "run")
+            cfg = bench.sft_config(model, "m", batch, accum, variant, setup, data, root / "run")
             assert (cfg.optim.batch_size, cfg.optim.max_steps, cfg.model.dtype) == (64, 12, "bfloat16")
+            assert cfg.log.profile_step == (12 if model.startswith("qwen2.5") else 0)  # the last step of a target's
             assert bare == (variant == "base") and cfg.sft.padding_free == (variant != "base")
             assert cfg.optim.gradient_checkpointing is (False if "no_ckpt" in variant else None)
         elif kind == "rl":

@@ -89,6 +89,9 @@ def test_vllm_gpu_memory_is_a_share(value):
     (["rollout.gen_batch=-3"], "rollout.gen_batch must be >= 1, got -3"),
     (["kind=rl", "rollout.gen_batch=0"], "rollout.gen_batch must be >= 1, got 0"),
     (["log.report_to=mlflow"], "log.report_to must be one of none, tensorboard, wandb, got 'mlflow'"),
+    (["log.profile_step=-1"], "log.profile_step must be >= 0, got -1"),
+    (["kind=rl", "optim.max_steps=20", "log.profile_step=21"],
+     "log.profile_step (21) is after the last step (optim.max_steps = 20); use 1..20, or 0"),
 ])
 def test_config_rules_fail_at_load_with_one_line(overrides, message):
     with pytest.raises(RetuInputError) as err:

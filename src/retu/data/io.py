@@ -143,7 +143,9 @@ def validate_answers(rows: Sequence[dict], path: str | Path, *,
     Raises:
         RetuInputError: `file:line: field 'answer' ...` for the first unparseable answer.
     """
-    from retu.rewards import check_gold  # starts the math-verify worker; keep plain reading light
+    from retu.rewards import (
+        check_gold,  # starts the math-verify worker; keep plain reading light
+    )
 
     for i, row in enumerate(rows):
         if not check_gold(row["answer"], timeout_s=timeout_s):
@@ -179,4 +181,12 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    """Write `text` to a temporary sibling, then rename it over `path` (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
     return path

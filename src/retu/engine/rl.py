@@ -70,6 +70,7 @@ from retu.engine.compute import ComputeLedger
 from retu.engine.datasets import load_problem_sets
 from retu.engine.generators import paged_config, resolve_engine
 from retu.engine.models import load_model, lora_config
+from retu.engine.profiling import step_profilers
 from retu.engine.rl_step import plan_step
 from retu.engine.rl_trainer import RetuGRPOTrainer
 from retu.engine.run import (
@@ -87,8 +88,8 @@ from retu.errors import RetuInputError, warn
 from retu.eval import evaluate_distributed
 from retu.flops import EFLOP, load_shape
 from retu.metrics import JsonlLogger
-from retu.scaling.prior import SiblingPrior
 from retu.rewards import check_gold
+from retu.scaling.prior import SiblingPrior
 
 RECORD_GROUPS = ("loss", "policy", "reward", "completion", "perf", "optim")  # train-record groups the trainer fills
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -165,7 +166,7 @@ def run_rl(cfg: RunCfg, *, progress: bool = True, rivals: dict[str, tuple[float,
         skip_grad_norm=cfg.optim.skip_grad_norm, model=model, peft_config=lora_config(cfg.model), args=args,
         train_dataset=prompt_dataset(train_rows), processing_class=tokenizer,
         callbacks=[recorder, CheckpointCallback(ctx.run_dir, state_fn, keep=cfg.log.keep_checkpoints),
-                   *([bar] if bar else [])])
+                   *([bar] if bar else []), *step_profilers(cfg, ctx)])
     trainer.remove_callback(PrinterCallback)  # records go to metrics.jsonl; the bar shows progress
     if args.use_vllm or args.use_transformers_continuous_batching:  # evaluate with the rollouts' engine
         from retu.engine.generators import trainer_generate_fn

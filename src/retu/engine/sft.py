@@ -42,6 +42,7 @@ from retu.engine.callbacks import ComputeCounter, Evaluator, RichProgress, SftRe
 from retu.engine.checkpoints import CheckpointCallback, staging_dir
 from retu.engine.datasets import ProblemSets, has_generation_markers, load_problem_sets, sft_dataset
 from retu.engine.models import load_model, lora_config
+from retu.engine.profiling import step_profilers
 from retu.engine.run import (
     RunContext,
     check_run_dir,
@@ -127,8 +128,8 @@ def build_trainer(cfg: RunCfg, ctx: RunContext, model, tokenizer, sets: ProblemS
                            notify=bar.note if bar else None, write=is_main_process())
     trainer.add_callback(recorder)
     trainer.add_callback(CheckpointCallback(ctx.run_dir, recorder.checkpoint_state, keep=cfg.log.keep_checkpoints))
-    if bar is not None:
-        trainer.add_callback(bar)
+    for callback in [*([bar] if bar else []), *step_profilers(cfg, ctx)]:
+        trainer.add_callback(callback)
     return trainer, counter
 
 

@@ -12,10 +12,10 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from retu.data.io import atomic_write
 from retu.errors import RetuInputError
 from retu.flops import EFLOP
 from retu.metrics import read_records, read_series, run_end_status, run_start
@@ -226,11 +226,3 @@ def write_report(report: Report, out_dir: str | Path, extra: str = "") -> Path:
     atomic_write(out / "decomposition.csv", table_csv({None: report.tables}))
     atomic_write(out / "report.json", json.dumps(report.to_dict(), indent=1))
     return atomic_write(out / "report.md", render_markdown(report, figures, extra))
-
-
-def atomic_write(path: Path, text: str) -> Path:
-    """Write `text` to a temporary sibling, then rename it over `path` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from retu.data.io import atomic_write
 from retu.errors import RetuInputError
-from retu.report.build import Report, atomic_write, build_report, render_sections, write_figures
+from retu.report.build import Report, build_report, render_sections, write_figures
 from retu.report.evidence import seed_evidence
 from retu.report.findings import SeedEvidence, check_claims, check_each_seed, render_findings
 from retu.report.paradigms import Paradigm, mean_over_seeds, paradigm_curve
