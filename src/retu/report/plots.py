@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from retu.phases import PhaseResult  # noqa: E402
 from retu.scaling.curves import Curve  # noqa: E402
-from retu.scaling.decompose import DecompositionTable  # noqa: E402
+from retu.scaling.decompose import DecompositionTable, fit_flags  # noqa: E402
 from retu.scaling.fit import CeilingFit  # noqa: E402
 
 PHASE_COLORS = {"Adaptive": "#dbe9f6", "Stable": "#d9f0d3", "Mild": "#fff2cc", "Severe": "#f8d7d3"}
@@ -97,7 +97,7 @@ def draw_fit(ax, fit: CeilingFit, color, label: str, floor: float = -np.inf) -> 
     low = y < floor  # far-off outliers and collapse points sit on the floor as 'v'
     ax.scatter(x[low], np.full(low.sum(), floor + 0.4), marker="v", s=14, color="0.4")
     grid = np.linspace(0.0, x.max() * 1.05, 200)
-    bound = f" (at bound {', '.join(fit.at_bounds)})" if fit.at_bounds else ""
+    bound = "".join(f", {flag}" for flag in fit_flags(fit) if flag.startswith("at bound"))  # the tables' words
     ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=f"{label}: {fit.ceiling_text()}{bound}")
     ax.axhline(fit.ceiling, color=color, lw=0.8, ls=":" if fit.saturated else "--", alpha=0.8)
 

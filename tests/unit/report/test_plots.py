@@ -57,5 +57,5 @@ def test_a_fit_at_a_bound_says_so_in_its_legend_entry():
     draw_fit(ax, flat, "C0", "SFT step 0")
     draw_fit(ax, rising, "C1", "SFT step 600")
     assert ax.get_legend_handles_labels()[1] == [
-        f"SFT step 0: {flat.ceiling_text()} (at bound B=10, gain at end=1)", f"SFT step 600: {rising.ceiling_text()}"]
+        f"SFT step 0: {flat.ceiling_text()}, at bound (B=10, gain at end=1)", f"SFT step 600: {rising.ceiling_text()}"]
     plt.close(fig)
