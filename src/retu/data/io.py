@@ -143,9 +143,7 @@ def validate_answers(rows: Sequence[dict], path: str | Path, *,
     Raises:
         RetuInputError: `file:line: field 'answer' ...` for the first unparseable answer.
     """
-    from retu.rewards import (
-        check_gold,  # starts the math-verify worker; keep plain reading light
-    )
+    from retu.rewards import check_gold  # starts the math-verify worker; keep plain reading light
 
     for i, row in enumerate(rows):
         if not check_gold(row["answer"], timeout_s=timeout_s):
