@@ -54,6 +54,23 @@ def test_sft_profiles_one_step_and_trains_the_same(tmp_path):
     assert not list(plain.glob("profile-step*.txt"))
 
 
+@pytest.mark.parametrize("where", ["start", "stop"])
+def test_a_failing_profiler_costs_the_profile_not_the_run(tmp_path, monkeypatch, capsys, where):
+    def broken(self):
+        raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED\nmore detail")
+
+    monkeypatch.setattr(Capture, where, broken)
+    run_sft(load_config(None, [*SFT, f"log.run_dir={tmp_path}", "log.profile_step=2"]), progress=False)
+    records = read_records(tmp_path / "metrics.jsonl")
+    assert records[-1]["kind"] == "run_end" and records[-1]["status"] == "ok" and records[-1]["step"] == 3
+    failed = [r for r in records if r.get("event", "").startswith("profile")]
+    assert [(r["event"], r["step"], r["error"]) for r in failed] == [
+        ("profile_failed", 2, "RuntimeError: CUPTI_ERROR_NOT_INITIALIZED")]
+    assert "warning: log.profile_step 2: torch.profiler failed (RuntimeError: CUPTI_ERROR_NOT_INITIALIZED); " \
+           "training goes on unprofiled" in capsys.readouterr().err
+    assert not list(tmp_path.glob("profile-step*.txt"))
+
+
 def test_rl_profiles_the_step_it_is_told(tmp_path, warm_model):
     path = make_config(tmp_path, warm_model, optim={"lr": 1e-3, "batch_size": 4, "max_steps": 2},
                        log={"run_dir": str(tmp_path / "run"), "log_every": 1, "save_every": 2, "profile_step": 2})

@@ -11,7 +11,8 @@ on the calling thread only (transformers' continuous batching generates on a thr
 its CPU profile is nearly empty; CUDA kernels are traced whichever thread launched them). The
 profiled step runs slower than the others, and reading the trace back takes about 0.1-0.5 ms per
 traced operator or kernel (a step of a 1.5B model traces tens of thousands), so its time is not a
-throughput figure; profile the last step to keep the others' timings clean.
+throughput figure; profile the last step to keep the others' timings clean. A profiler that fails
+costs only the profile: a warning and a `profile_failed` event, and the run goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from transformers import TrainerCallback
 from retu.config import RunCfg
 from retu.data.io import atomic_write
 from retu.engine.run import RunContext, is_main_process
+from retu.errors import warn
 from retu.metrics import JsonlLogger
 
 TOP = 12  # operators / kernels listed in the event
@@ -95,17 +97,32 @@ class StepProfiler(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step + 1 == self.step:
-            self._capture = Capture()
-            self._capture.start()
+            try:
+                self._capture = Capture()
+                self._capture.start()
+            except Exception as exc:
+                self._failed(exc)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._capture is None:
             return
-        summary, table = self._capture.stop()
-        self._capture = None
+        try:
+            summary, table = self._capture.stop()
+        except Exception as exc:
+            return self._failed(exc)
+        finally:
+            self._capture = None
         if self.write:
             atomic_write(self.run_dir / f"profile-step{self.step}.txt", table)
             self.logger.log("event", step=state.global_step, event="profile", **summary)
+
+    def _failed(self, exc: Exception) -> None:
+        """A profiler that fails (no CUPTI, say) costs the profile, never the run: a warning and an event."""
+        self._capture = None
+        error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        if self.write:
+            warn(f"log.profile_step {self.step}: torch.profiler failed ({error}); training goes on unprofiled")
+            self.logger.log("event", step=self.step, event="profile_failed", error=error)
 
 
 def step_profilers(cfg: RunCfg, ctx: RunContext) -> list[StepProfiler]:
