@@ -209,10 +209,14 @@ def record_window(run_dir: Path, warmup: int) -> dict:
 
 
 def step_profile(run_dir: Path) -> dict:
-    """{"profile": the run's `profile` event (retu.engine.profiling.summarize)}, or {} if it profiled no step."""
-    events = [r for r in read_records(run_dir / "metrics.jsonl") if r.get("event") == "profile"]
-    return {"profile": {k: events[-1][k] for k in ("step", "device", "wall_s", "busy_s", "busy_share", "top")}} \
-        if events else {}
+    """{"profile": the run's `profile` event (retu.engine.profiling.summarize)}, {"profile_error": why} when
+    the profiler failed, or {} if the run profiled no step."""
+    for r in read_records(run_dir / "metrics.jsonl"):
+        if r.get("event") == "profile":
+            return {"profile": {k: r[k] for k in ("step", "device", "wall_s", "busy_s", "busy_share", "top")}}
+        if r.get("event") == "profile_failed":
+            return {"profile_error": r["error"]}
+    return {}
 
 
 def row(case: str, retu: dict, bare_seconds: float | None, peak: float | None, **extra) -> dict:
@@ -459,6 +463,8 @@ def format_row(r: dict) -> str:
 
 def format_profile(r: dict, kernels: int = 3) -> str:
     """What bounds a profiled row: device busy share of the traced span and its largest entries."""
+    if "profile_error" in r:
+        return f"  {r['case']:<34} profile failed: {r['profile_error']}"
     p = r["profile"]
     top = "; ".join(f"{100 * e['share']:.0f}% {e['name'][:60]}" for e in p["top"][:kernels])
     return f"  {r['case']:<34} busy {100 * p['busy_share']:.0f}% of {p['wall_s']:.2f} s  {top}"
@@ -549,7 +555,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     if not_run:
         print(f"not run (--deadline {opts.deadline:g} s): {', '.join(not_run)}")
-    if profiled := [r for r in rows if "profile" in r]:
+    if profiled := [r for r in rows if "profile" in r or "profile_error" in r]:
         print("profiles (retu.engine.profiling; device busy share of the traced span, largest entries):")
         for r in profiled:
             print(format_profile(r))

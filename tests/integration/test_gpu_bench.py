@@ -162,3 +162,16 @@ def test_steady_window_drops_warmup_and_the_last_step():
     assert steady([1.0, 2.0, 4.0, 7.0, 20.0], warmup=2) == 5.0
     with pytest.raises(SystemExit, match="need at least warmup \\+ 2 = 4 steps, got 3"):
         steady([1.0, 2.0, 3.0], warmup=2)
+
+
+def test_a_row_says_why_its_profile_is_missing(tmp_path):
+    from retu.metrics import JsonlLogger
+
+    step_profile = _module().step_profile
+    log = JsonlLogger(tmp_path / "metrics.jsonl", run_id="r")
+    log.log("train", step=1, tokens=1, flops=1.0)
+    assert step_profile(tmp_path) == {}  # log.profile_step off
+    log.log("event", step=2, event="profile_failed", error="RuntimeError: CUPTI_ERROR_NOT_INITIALIZED")
+    assert step_profile(tmp_path) == {"profile_error": "RuntimeError: CUPTI_ERROR_NOT_INITIALIZED"}
+    row = {"case": "sft qwen2.5-1.5b base", **step_profile(tmp_path)}
+    assert _module().format_profile(row) == f"  {row['case']:<34} profile failed: {row['profile_error']}"
