@@ -70,7 +70,7 @@ from retu.engine.rl import build_grpo_config, prompt_dataset, run_rl
 from retu.engine.rl_step import math_verify_reward
 from retu.engine.run import seed_everything
 from retu.engine.sft import run_sft, sft_args
-from retu.errors import RetuInputError
+from retu.errors import RetuInputError, one_line
 from retu.eval import generate, render_prompts
 from retu.metrics import read_records
 from retu.quiet import ignore_library_notices, quiet_library_bars
@@ -293,13 +293,16 @@ def rollout_case(engine: str, path: str, setup: Setup, data: list[str]) -> dict:
     if len(lengths) != setup.prompts * setup.group:
         raise RuntimeError(f"counted {len(lengths)} completions, expected {setup.prompts * setup.group}")
     tokens = sum(lengths)
-    capture = Capture()  # after the timed call: the same batch for a few tokens, traced
-    capture.start()
-    answer(prompts, max_new_tokens=setup.profile_tokens, temperature=1.0, samples=setup.group)
-    profile = capture.stop()[0]
+    try:  # after the timed call: the same batch for a few tokens, traced; a failure costs only the profile
+        capture = Capture()
+        capture.start()
+        answer(prompts, max_new_tokens=setup.profile_tokens, temperature=1.0, samples=setup.group)
+        traced = {"profile": {**capture.stop()[0], "new_tokens": setup.profile_tokens}}
+    except Exception as exc:
+        traced = {"profile_error": one_line(exc)}
     return {"case": f"rollout {engine}", "steps": 1, "s_per_step": seconds, "tokens_per_s": tokens / seconds,
             "tflops": None, "mfu": None, "ratio": None, "sequences": setup.prompts * setup.group, "tokens": tokens,
-            "profile": {**profile, "new_tokens": setup.profile_tokens}}
+            **traced}
 
 
 @contextlib.contextmanager
@@ -542,8 +545,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(run[kind](*args))
             except Exception as exc:  # a GPU is lent for minutes: one failed case must not cost the others
                 traceback.print_exc()
-                first_line = (str(exc).strip().splitlines() or [""])[0]
-                rows.append({"case": case, "error": f"{type(exc).__name__}: {first_line}"})
+                rows.append({"case": case, "error": one_line(exc)})
                 failed.append(case)
             _free()  # each case's models are unreachable once it returns or raises
             print(format_row(rows[-1]), flush=True)

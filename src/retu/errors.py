@@ -37,6 +37,15 @@ def where(path: object, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as `Type: first line of its message`, for a record or a row that says why.
+
+    >>> one_line(RuntimeError("CUDA out of memory.\\nTried to allocate 2.00 GiB"))
+    'RuntimeError: CUDA out of memory.'
+    """
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
 def warn(message: str) -> None:
     """Print a one-line warning about the input (kept and counted, not refused) to stderr."""
     print("warning: " + " ".join(str(message).split()), file=sys.stderr, flush=True)

@@ -175,3 +175,21 @@ def test_a_row_says_why_its_profile_is_missing(tmp_path):
     assert step_profile(tmp_path) == {"profile_error": "RuntimeError: CUPTI_ERROR_NOT_INITIALIZED"}
     row = {"case": "sft qwen2.5-1.5b base", **step_profile(tmp_path)}
     assert _module().format_profile(row) == f"  {row['case']:<34} profile failed: {row['profile_error']}"
+
+
+def test_a_rollout_row_keeps_its_measurement_when_its_profile_fails(tmp_path, monkeypatch):
+    import torch
+
+    from retu.engine.models import load_model
+
+    bench = _module()
+    setup = bench.Setup.smoke()
+    path = bench.model_dir(setup.rollout_model, load_model("tiny:1m")[1], torch.float32, tmp_path)
+
+    def broken(self):
+        raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED\nmore")
+
+    monkeypatch.setattr(bench.Capture, "start", broken)
+    r = bench.rollout_case("hf", path, setup, bench.write_data(setup, tmp_path, None))
+    assert r["profile_error"] == "RuntimeError: CUPTI_ERROR_NOT_INITIALIZED" and "profile" not in r
+    assert 0 < r["tokens"] <= 4 * 2 * 16 and r["tokens_per_s"] > 0 and r["sequences"] == 8

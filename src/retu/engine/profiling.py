@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from retu.config import RunCfg
 from retu.data.io import atomic_write
 from retu.engine.run import RunContext, is_main_process
-from retu.errors import warn
+from retu.errors import one_line, warn
 from retu.metrics import JsonlLogger
 
 TOP = 12  # operators / kernels listed in the event
@@ -119,7 +119,7 @@ class StepProfiler(TrainerCallback):
     def _failed(self, exc: Exception) -> None:
         """A profiler that fails (no CUPTI, say) costs the profile, never the run: a warning and an event."""
         self._capture = None
-        error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        error = one_line(exc)
         if self.write:
             warn(f"log.profile_step {self.step}: torch.profiler failed ({error}); training goes on unprofiled")
             self.logger.log("event", step=self.step, event="profile_failed", error=error)
