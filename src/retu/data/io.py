@@ -157,10 +157,18 @@ def validate_answers(rows: Sequence[dict], path: str | Path, *,
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    """Write rows as JSONL atomically: a temporary file in the same directory, then a rename.
+    """Write rows as JSONL atomically (`atomic_write`): a row that is not JSON-serializable fails before
+    any file is opened, and any earlier file at `path` stays untouched.
 
-    A crash or a row that is not JSON-serializable leaves any earlier file at `path` untouched and no
-    partial file behind.
+    Returns:
+        The path written.
+    """
+    return atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def atomic_write(path: str | Path, text: str) -> Path:
+    """Write `text` to a temporary sibling, then rename it over `path`: readers never see half a file,
+    and a crash leaves any earlier file untouched and no partial file behind.
 
     Returns:
         The path written.
@@ -171,20 +179,11 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "x", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
-
-
-def atomic_write(path: Path, text: str) -> Path:
-    """Write `text` to a temporary sibling, then rename it over `path` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
     return path

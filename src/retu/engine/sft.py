@@ -128,8 +128,10 @@ def build_trainer(cfg: RunCfg, ctx: RunContext, model, tokenizer, sets: ProblemS
                            notify=bar.note if bar else None, write=is_main_process())
     trainer.add_callback(recorder)
     trainer.add_callback(CheckpointCallback(ctx.run_dir, recorder.checkpoint_state, keep=cfg.log.keep_checkpoints))
-    for callback in [*([bar] if bar else []), *step_profilers(cfg, ctx)]:
-        trainer.add_callback(callback)
+    if bar is not None:
+        trainer.add_callback(bar)
+    for profiler in step_profilers(cfg, ctx):
+        trainer.add_callback(profiler)
     return trainer, counter
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from retu.data import INSTRUCTION, format_user, read_problems, validate_answers, write_jsonl
+from retu.data.io import atomic_write
 from retu.errors import RetuInputError
 
 GOOD = {"id": "a", "problem": "Compute 1+1.", "answer": "2", "solution": "1+1=2\n\\boxed{2}"}
@@ -66,9 +67,23 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     path = write_jsonl(tmp_path / "out.jsonl", [GOOD])
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        write_jsonl(path, [GOOD, {"bad": object()}])  # fails after the first row was written
+        write_jsonl(path, [GOOD, {"bad": object()}])  # the second row cannot be serialized
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_a_crash_at_the_rename_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    import os
+
+    path = atomic_write(tmp_path / "report.md", "old")
+
+    def crash(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        atomic_write(path, "new")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
 
 
 def test_validate_answers_names_the_line(tmp_path):
