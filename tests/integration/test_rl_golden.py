@@ -1,6 +1,7 @@
 """Golden RL steps: 3 steps of DAPO_dc and 3 of LUFFY on the warmed-up tiny:1m at seed 0 must log the
-stored per-step loss and gradient norm (within 1e-5), so a restructuring of the RL step that changes
-what it computes fails here.
+stored per-step loss and gradient norm (within 1e-4 relative), so a restructuring of the RL step that
+changes what it computes fails here. The tolerance is for float32 kernels, which differ between CPUs: on an
+AVX2-only AMD EPYC, LUFFY's third gradient norm came out 1.0e-5 relative away from the stored one.
 
 The stored values are in rl_golden.json. After a change that is meant to alter the numbers, rewrite
 them with `RETU_WRITE_GOLDEN=1 pytest tests/integration/test_rl_golden.py` and say why in the commit.
@@ -42,4 +43,5 @@ def test_rl_steps_match_the_stored_values(tmp_path, warm_model, algo):
     expected = json.loads(GOLDEN.read_text())[algo]
     for step, (got, want) in enumerate(zip(steps, expected, strict=True), start=1):
         for key in KEYS:
-            assert got[key] == pytest.approx(want[key], abs=1e-5), f"{algo} step {step} {key}: {got[key]} != {want[key]}"
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), \
+                f"{algo} step {step} {key}: {got[key]} != {want[key]}"

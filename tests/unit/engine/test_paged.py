@@ -29,7 +29,7 @@ def test_paged_greedy_answers_equal_plain_generate(base):
     fast = evaluate(model, tokenizer, rows, max_new_tokens=48, generate_fn=paged)
     texts = [r["completions"] for r in plain.records]
     assert [r["completions"] for r in fast.records] == texts
-    assert len(set(map(tuple, texts))) == 4  # distinct answers, not one degenerate string
+    assert len(set(map(tuple, texts))) >= 4  # distinct answers, not one degenerate string
     assert fast.overall == plain.overall
 
 
@@ -40,8 +40,9 @@ def test_paged_greedy_continuations_equal_plain_generate(base):
     plain = generate(model, tokenizer, prompts, max_new_tokens=24, batch_size=4)
     fast = paged_generate_fn(model, tokenizer, paged_config(SMALL))(prompts, max_new_tokens=24)
     assert fast == plain
-    # Four different 24-token continuations (one character a token) from prompts of four lengths.
-    assert len({t[0] for t in plain}) == 4 and {len(t[0]) for t in plain} == {24}
+    # Four different continuations of up to 24 tokens (one character a token) from prompts of four lengths.
+    # Which characters they are depends on the CPU's float kernels, which train the base model.
+    assert len({t[0] for t in plain}) == 4 and all(16 <= len(t[0]) <= 24 for t in plain)
 
 
 def test_paged_samples_come_back_per_prompt(base):
