@@ -52,6 +52,22 @@ def predict_theta(theta: np.ndarray, x: np.ndarray, p_start: float, x_end: float
     return p_start + (ceiling - p_start) * expit(slope * np.log(x / x_end) + logit(g_end))
 
 
+def jacobian_theta(theta: np.ndarray, x: np.ndarray, p_start: float, x_end: float) -> np.ndarray:
+    """[N, 3] derivatives of `predict_theta` at compute x [N] with respect to (A, g_end, B).
+
+    With s = expit(z), z = B ln(x / x_end) + logit(g_end): df/dA = s, df/dz = (A - P_start) s (1 - s),
+    dz/dg_end = 1 / (g_end (1 - g_end)), dz/dB = ln(x / x_end).
+
+    >>> jacobian_theta(np.array([80.0, 0.5, 1.5]), np.array([20.0]), 40.0, 20.0).round(6).tolist()
+    [[0.5, 40.0, 0.0]]
+    """
+    ceiling, g_end, slope = theta
+    log_x = np.log(x / x_end)
+    s = expit(slope * log_x + logit(g_end))
+    dz = (ceiling - p_start) * s * (1.0 - s)
+    return np.column_stack([s, dz / (g_end * (1.0 - g_end)), dz * log_x])
+
+
 def default_starts(y: np.ndarray, g_min: float) -> list[np.ndarray]:
     """The 8 default starting thetas: A at the top point or 4 above, g_end mid or late, B shallow or steep."""
     top = float(np.max(y))
@@ -97,11 +113,15 @@ def solve(x, y, p_start, x_end, g_min, upper, *, loss="linear", f_scale=1.0, sta
         r = (predict_theta(full(p), x, p_start, x_end) - y) / sigma
         return r if penalty is None else np.concatenate([r, penalty(full(p))])
 
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        return jacobian_theta(full(p), x, p_start, x_end)[:, free] / sigma
+
     best = None
     for th0 in starts:
         p0 = np.clip(np.asarray(th0, dtype=float)[free], lo[free] + 1e-6, hi[free] - 1e-6)
-        res = least_squares(residuals, p0, bounds=(lo[free], hi[free]), loss=loss, f_scale=f_scale,
-                            x_scale="jac", ftol=1e-10, xtol=1e-10)
+        # A prior's residuals have no derivatives here: the solver differences them.
+        res = least_squares(residuals, p0, jac=jacobian if penalty is None else "2-point", bounds=(lo[free], hi[free]),
+                            loss=loss, f_scale=f_scale, x_scale="jac", ftol=1e-10, xtol=1e-10)
         if best is None or res.cost < best.cost:
             best = res
     return Solution(full(best.x), float(best.cost), int(best.status), str(best.message))

@@ -21,6 +21,16 @@ def test_form_hand_values():
     assert gain_fraction(30.0, 10.0, 2.0) == pytest.approx(0.9)
 
 
+@pytest.mark.parametrize("theta", [(80.0, 0.5, 1.5), (55.0, 0.97, 0.3), (99.0, 0.002, 8.0)])
+def test_the_solver_jacobian_equals_central_differences(theta):
+    from retu.scaling.lsq import jacobian_theta, predict_theta
+
+    x, theta, h = np.array([0.5, 3.0, 20.0, 150.0]), np.array(theta), 1e-6
+    f = lambda t: predict_theta(t, x, 60.0, 20.0)  # noqa: E731
+    numeric = np.column_stack([(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(3)])
+    np.testing.assert_allclose(jacobian_theta(theta, x, 60.0, 20.0), numeric, rtol=1e-5, atol=1e-6)
+
+
 def test_recovers_known_parameters_of_a_saturated_curve():
     x, y = _curve()
     fit = fit_ceiling(x, y, p_start=60.0)
