@@ -6,11 +6,18 @@ authors' curves ship inside retu (`retu.scaling.AUTHORS_CURVES`) and need nothin
 """
 
 import json
+import os
 from pathlib import Path
 
-import pytest
+# Under pytest-xdist each worker process gets its share of the cores for torch and BLAS, set before
+# either is imported (the runs a test starts inherit it), so two workers do not oversubscribe two cores.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
-from retu.scaling import AUTHORS_CURVES
+import pytest  # noqa: E402
+
+from retu.scaling import AUTHORS_CURVES  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -4,7 +4,8 @@ changes what it computes fails here. The tolerance is for float32 kernels, which
 AVX2-only AMD EPYC, LUFFY's third gradient norm came out 1.0e-5 relative away from the stored one.
 
 The stored values are in rl_golden.json. After a change that is meant to alter the numbers, rewrite
-them with `RETU_WRITE_GOLDEN=1 pytest tests/integration/test_rl_golden.py` and say why in the commit.
+them with `RETU_WRITE_GOLDEN=1 pytest -n0 tests/integration/test_rl_golden.py` (one process: both cases write
+the one file) and say why in the commit.
 """
 
 import json
