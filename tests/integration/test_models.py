@@ -77,7 +77,8 @@ def test_smollm2_is_dequantized_once_then_read_from_the_cache(tmp_path, monkeypa
     gguf_load = models._load_gguf
     monkeypatch.setattr(models, "_load_gguf", spy)
     model, tok = models.smollm2_model(cache_dir=tmp_path)
-    [entry] = (tmp_path / "smollm2").iterdir()  # one complete directory, no temporary left
+    lock, entry = sorted((tmp_path / "smollm2").iterdir())  # one complete directory, no temporary left
+    assert lock.name == f".{entry.name}.lock"
     size = (Path(models._smollm2_dir()) / models.SMOLLM2_GGUF).stat().st_size
     assert entry.name == f"SmolLM2-135M-Instruct.Q4_1-{size}-transformers{transformers.__version__}"
     [(gguf_model, gguf_tok)] = read
@@ -115,7 +116,7 @@ def test_base_model_answers_some_one_step_problems():
 def test_a_base_model_is_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
     model, _ = models.base_model("1m", seed=0, cache_dir=tmp_path, steps=20)  # a short build: the same path
     path = tmp_path / "base" / f"1m-seed0-steps20-{models.BASE_VERSION}"
-    assert sorted(p.name for p in (tmp_path / "base").iterdir()) == [path.name]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "base").iterdir()) == [f".{path.name}.lock", path.name]  # no temporary
     assert (path / "config.json").is_file() and (path / "pretrain.json").is_file()
 
     monkeypatch.setattr(models, "_build_base", lambda *args: pytest.fail("built again"))

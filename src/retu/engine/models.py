@@ -39,6 +39,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from rich.progress import track
 from transformers import (
     AutoModelForCausalLM,
@@ -230,21 +231,20 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
 
 def _publish(path: Path, write: Callable[[Path], None]) -> None:
     """Fill the cache directory `path` by `write(tmp)` into a sibling temporary directory, then rename it
-    (same filesystem, so atomic): a concurrent or killed build never exposes a partial model, and the
-    first complete build wins."""
+    (same filesystem, so atomic): a killed build never exposes a partial model. Builds of one path take
+    turns on a lock file beside it (`.<name>.lock`, released by the system if its holder dies), so a
+    process that asks while another builds waits and then reads that build instead of repeating it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        write(tmp)
+    with FileLock(path.parent / f".{path.name}.lock"):
+        if path.is_dir():
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
+            write(tmp)
             os.rename(tmp, path)
-        except OSError:
-            if not path.is_dir():
-                raise
-            shutil.rmtree(tmp)  # another process finished the same build first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, seed: int, cfg: PretrainCfg) -> dict:

@@ -4,6 +4,8 @@ import doctest
 import os
 import random
 import re
+import threading
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -181,7 +183,25 @@ def test_base_model_failed_build_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "pretrain", fail)
     with pytest.raises(RuntimeError, match="killed"):
         models.base_model("1m", seed=0, cache_dir=tmp_path)
-    assert list((tmp_path / "base").iterdir()) == []  # neither the model nor its temporary directory
+    # Neither the model nor its temporary directory: only the build's lock file.
+    assert [p.name for p in (tmp_path / "base").iterdir()] == [f".1m-seed0-{models.BASE_VERSION}.lock"]
+
+
+def test_a_second_build_of_one_path_waits_and_reads_the_first(tmp_path):
+    builds = []
+
+    def write(out):
+        builds.append(out)
+        time.sleep(0.5)  # the other thread asks meanwhile
+        (out / "weights").write_text("w")
+
+    threads = [threading.Thread(target=models._publish, args=(tmp_path / "m", write)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and (tmp_path / "m" / "weights").read_text() == "w"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.lock", "m"]
 
 
 def test_packed_rows_train_chats_on_the_assistant_turn_only():
