@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_app
 from typer.testing import CliRunner
+
+from conftest import cli_app
 
 from retu.errors import RetuInputError
 from retu.metrics import read_records
