@@ -2,9 +2,10 @@
 
 After each evaluation the run's points so far (compute since the branch point, overall accuracy) are
 fitted by `retu.scaling.live.estimate_live_ceiling`, the recipe of `retu fit --upto`, and the eval
-record carries `ceiling/A` (null while the data cannot pin it), `ceiling/lo` and `ceiling/hi`. A
-prior from finished sibling runs (`sibling_prior`: the branches of the same SFT run that finished
-before this one) lends the fit their curve shape, as `retu fit --upto --prior` does. With rivals
+record carries `ceiling/A` (null while the data cannot pin it), `ceiling/lo` (null while the data set
+no lower bound) and `ceiling/hi`. A prior from finished sibling runs (`sibling_prior`: the branches of
+the same SFT run that finished before this one) lends the fit their curve shape, as `retu fit --upto
+--prior` does. With rivals
 (the final intervals of those siblings), the run is hopeless once its interval lies wholly below the
 best rival's lower bound (`retu.scaling.live.find_hopeless`).
 """
@@ -63,12 +64,8 @@ class CeilingWatch:
         return _SELF in find_hopeless({**self.rivals, _SELF: self.live.interval})
 
     def status(self) -> str:
-        """One line for the progress bar, e.g. "ceiling 84.2 [82.0, 86.9]" or "ceiling >= 80.1"."""
-        if self.live is None:
-            return ""
-        if self.live.A is None:
-            return f"ceiling >= {self.live.lo:.1f}"
-        return f"ceiling {self.live.A:.1f} [{self.live.lo:.1f}, {self.live.hi:.1f}]"
+        """One line for the progress bar (`LiveCeiling.text`), "" while there is no estimate."""
+        return "" if self.live is None else self.live.text()
 
 
 def past_points(metrics_path: Path, upto_step: int) -> list[tuple[float, float]]:

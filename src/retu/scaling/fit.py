@@ -145,12 +145,22 @@ class CeilingFit:
             out.append(f"A={floor:g}")
         return tuple(out)
 
+    @property
+    def open_below(self) -> bool:
+        """True when the fit did not saturate and the lower end of `ceiling_bounds` is the search box's
+        floor (`ceiling_floor`): the data set no lower bound on the ceiling, only the box does. A
+        curve that stays near P_start does this: with little of its gain realised, any ceiling fits."""
+        return not self.saturated and self.ceiling_bounds[0] <= ceiling_floor(self.p_start, self.y[self.fitted_mask])
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """[N] performance of the fitted (constrained) curve at compute x."""
         return sigmoid_power(np.asarray(x, dtype=float), self.p_start, self.ceiling, self.c_mid, self.slope)
 
     def ceiling_text(self) -> str:
         """The ceiling as people should read it: a number, or a bounded interval when unsaturated."""
+        if self.open_below:
+            return f"not pinned (unsaturated; the whole search range {self.ceiling_bounds[0]:.1f}-" \
+                   f"{self.ceiling_bounds[1]:.1f} fits)"
         if not self.saturated:
             return f">={self.ceiling_bounds[0]:.1f} (unsaturated, <= {self.ceiling_bounds[1]:.1f})"
         flag = " (collapsed)" if self.collapsed else ""
@@ -167,8 +177,9 @@ class CeilingFit:
         """JSON-safe: the spec'd keys plus diagnostics (arrays as lists)."""
         d = {"source": self.source, "n_points": self.n_points, "P_start": self.p_start, "A": self.A,
              "PL": self.PL, "C_mid": self.c_mid, "B": self.slope, "A_ci": list(self.ceiling_ci),
-             "A_bounds": list(self.ceiling_bounds), "saturated": self.saturated, "collapsed": self.collapsed,
-             "collapse_x": self.collapse_x, "n_outliers": self.n_outliers, "n_trimmed": self.n_trimmed, "n_dropped": self.n_dropped,
+             "A_bounds": list(self.ceiling_bounds), "open_below": self.open_below, "saturated": self.saturated,
+             "collapsed": self.collapsed, "collapse_x": self.collapse_x, "n_outliers": self.n_outliers,
+             "n_trimmed": self.n_trimmed, "n_dropped": self.n_dropped,
              "holdout_rmse": self.holdout_rmse, "holdout_rmse_free": self.holdout_rmse_free,
              "gain_at_end": self.gain_at_end, "r2": self.r2, "rmse": self.rmse, "converged": self.converged,
              "stop_reason": self.stop_reason, "options": asdict(self.options),

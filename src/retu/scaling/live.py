@@ -23,20 +23,29 @@ MIN_LIVE_POINTS = 5  # evaluations after the branch point before a live estimate
 @dataclass(frozen=True)
 class LiveCeiling:
     """A running curve's ceiling (%): A, or None when the data cannot pin it (then lo is a lower
-    bound), with the interval [lo, hi] at options.ci_level (95%); n_points evaluations were used."""
+    bound), with the interval [lo, hi] at options.ci_level (95%); n_points evaluations were used.
+    open_below: lo is only the search range's floor, not a bound the data set (`CeilingFit.open_below`)."""
 
     A: float | None  # noqa: N815 - the paper's symbol
     lo: float
     hi: float
     n_points: int
+    open_below: bool = False
 
     @property
     def interval(self) -> tuple[float, float]:
         return (self.lo, self.hi)
 
     def to_metrics(self) -> dict[str, float | None]:
-        """The eval record's fields: ceiling/A (None: not pinned), ceiling/lo and ceiling/hi."""
-        return {"ceiling/A": self.A, "ceiling/lo": self.lo, "ceiling/hi": self.hi}
+        """The eval record's fields: ceiling/A (None: not pinned), ceiling/lo (None: no lower bound
+        from the data) and ceiling/hi."""
+        return {"ceiling/A": self.A, "ceiling/lo": None if self.open_below else self.lo, "ceiling/hi": self.hi}
+
+    def text(self) -> str:
+        """One line for a progress bar: "ceiling 84.2 [82.0, 86.9]", "ceiling >= 80.1" or "ceiling not pinned yet"."""
+        if self.A is not None:
+            return f"ceiling {self.A:.1f} [{self.lo:.1f}, {self.hi:.1f}]"
+        return "ceiling not pinned yet" if self.open_below else f"ceiling >= {self.lo:.1f}"
 
 
 def estimate_live_ceiling(x, y, *, p_start: float | None = None, prior: SiblingPrior | None = None,
@@ -79,7 +88,7 @@ def estimate_live_ceiling(x, y, *, p_start: float | None = None, prior: SiblingP
         return None
     fit = predict_ceiling(xs, ys, upto=1.0, p_start=p_start, prior=prior, source="live curve", options=opts)
     lo, hi = fit.ceiling_bounds
-    return LiveCeiling(fit.A, lo, hi, fit.n_points)
+    return LiveCeiling(fit.A, lo, hi, fit.n_points, fit.open_below)
 
 
 def find_hopeless(intervals: Mapping[str, tuple[float, float] | None]) -> tuple[str, ...]:

@@ -43,6 +43,27 @@ def test_a_bound_while_the_curve_is_still_far_from_its_ceiling():
     x, y = _evals(6, c_mid=400.0)  # by x = 30 about 2% of the gain is realised
     live = estimate_live_ceiling(x, y)
     assert live.A is None and live.to_metrics()["ceiling/A"] is None and live.hi == 100.0
+    assert not live.open_below and 60.0 < live.lo < 61.0  # the rise so far is a lower bound
+    assert live.text() == f"ceiling >= {live.lo:.1f}" and live.to_metrics()["ceiling/lo"] == live.lo
+
+
+# The switch branch of the main job on an AVX2-only AMD EPYC (seed 0, at 97cb773): 69.25% at the branch
+# point, a dip to 64 and back to 72 in 40 steps. Its records and bar used to say "ceiling >= 15.8":
+# the search range's floor (50 points under the lowest point), not a bound the data set.
+DIP_X = np.array([0.0, 0.2441, 0.4859, 0.7256, 0.9698, 1.2194, 1.4649, 1.7232, 1.9740]) * 1e-6  # EFLOPs
+DIP_Y = np.array([69.25, 64.0, 65.75, 67.75, 70.0, 65.75, 67.5, 70.25, 72.0])
+
+
+def test_a_curve_that_stays_near_its_start_has_no_lower_bound():
+    live = estimate_live_ceiling(DIP_X, DIP_Y)
+    fit = predict_ceiling(DIP_X, DIP_Y)
+    assert live.A is None and live.open_below and fit.open_below and live.hi == 100.0
+    assert live.lo == fit.ceiling_bounds[0] == pytest.approx(15.75)  # min of the fitted points - 50
+    assert live.to_metrics() == {"ceiling/A": None, "ceiling/lo": None, "ceiling/hi": 100.0}
+    assert live.text() == "ceiling not pinned yet"
+    assert fit.ceiling_text() == "not pinned (unsaturated; the whole search range 15.8-100.0 fits)"
+    assert fit.to_dict()["open_below"] is True and predict_ceiling(*_evals(12)).to_dict()["open_below"] is False
+    assert find_hopeless({"dip": live.interval, "rival": (70.0, 80.0)}) == ()  # open above: never hopeless
 
 
 # RL from the base model in the main job (seed 0, at a852c30): flat at 7-8%, its last points lowest.
