@@ -31,9 +31,10 @@ from retu.config import RunCfg
 from retu.config_loader import read_top_level
 from retu.errors import RetuInputError
 from retu.report.paradigms import Paradigm, mean_over_seeds, paradigm_curve
-from retu.report.study import seed_dir
+from retu.report.study import model_label, render_base_models, seed_dir
 from retu.stage_pool import Stage, check_workers, run_stages
-from retu.stages import DEFAULT_SFT, check_seeds, check_shared, method_config, pick_steps, seed_overrides, stage_config
+from retu.stages import (DEFAULT_SFT, check_seeds, check_shared, check_vary_base_model, method_config, pick_steps,
+                         seed_overrides, stage_config)
 
 SFT, SFT_THEN_RL = "sft", "sft_then_rl"
 METHODS = (SFT, *ALGORITHMS, SFT_THEN_RL)
@@ -61,6 +62,9 @@ class CompareCfg:
     then_rl_algo: str = field(default="dapo_dc", metadata={"help": "RL algorithm of SFT-then-RL"})
     seeds: tuple = field(default=(0,), metadata={"help": "seeds, each a full comparison in <run_dir>/seed-<s>; the "
                                                          "report shows the means with 95% intervals across seeds"})
+    vary_base_model: bool = field(default=False, metadata={"help": "each seed also builds its own base model "
+                                                                   "(model.seed = seed; tiny:/base: models); false: "
+                                                                   "one base model for every seed"})
     workers: int = field(default=1, metadata={"help": "runs at once, each on its share of the torch threads "
                                                       "(retu.stage_pool): SFT beside the RL methods"})
 
@@ -75,6 +79,8 @@ class CompareCfg:
         if self.switch != "auto" and (not isinstance(self.switch, int) or self.switch < 1):
             raise RetuInputError(f"compare: switch must be 'auto' or a positive SFT step, got {self.switch!r}")
         check_seeds("compare", self.seeds)
+        check_vary_base_model("compare", self.vary_base_model, [
+            *self.sft_overrides, *self.rl_overrides, *(o for os_ in self.method_overrides.values() for o in os_)])
         check_workers("compare", self.workers)
 
 
@@ -93,7 +99,8 @@ def load_compare_config(path: str | Path | None = None, overrides: list[str] = (
 
 def sft_run_config(ccfg: CompareCfg, seed: int = 0) -> RunCfg:
     """The SFT run (pure SFT and SFT-then-RL's first leg) in <root>/seed-<s>/sft; its model is the base model."""
-    overrides = [*ccfg.sft_overrides, *ccfg.method_overrides.get(SFT, []), *seed_overrides(seed),
+    overrides = [*ccfg.sft_overrides, *ccfg.method_overrides.get(SFT, []),
+                 *seed_overrides(seed, ccfg.vary_base_model),
                  f"log.run_dir={seed_dir(Path(ccfg.run_dir), seed) / SFT}"]
     return stage_config(ccfg.sft_config, DEFAULT_SFT, overrides)
 
@@ -101,7 +108,8 @@ def sft_run_config(ccfg: CompareCfg, seed: int = 0) -> RunCfg:
 def rl_run_config(ccfg: CompareCfg, method: str, model: str, seed: int = 0) -> RunCfg:
     """The RL run of `method` from `model` in <root>/seed-<s>/<method>, with the method's preset and overrides."""
     algo = ccfg.then_rl_algo if method == SFT_THEN_RL else method
-    return method_config(ccfg.rl_config, [*ccfg.rl_overrides, *seed_overrides(seed)], algo,
+    overrides = [*ccfg.rl_overrides, *seed_overrides(seed, ccfg.vary_base_model)]
+    return method_config(ccfg.rl_config, overrides, algo,
                          [*ccfg.method_overrides.get(method, []), f"model.name_or_path={model}",
                           f"log.run_dir={seed_dir(Path(ccfg.run_dir), seed) / method}"])
 
@@ -147,16 +155,19 @@ def run_compare(ccfg: CompareCfg, *, echo=print, progress: bool = True) -> Path:
     root = Path(ccfg.run_dir)
     paradigms = [mean_over_seeds([paradigm_curve(m, LABELS[m], seed_dir(root, s) / m) for s in ccfg.seeds])
                  for m in ccfg.methods]
-    return write_compare(paradigms, root / "report")
+    base_models = {s: model_label(c.model.name_or_path, c.model.seed) for s, c in sft_cfgs.items()}
+    return write_compare(paradigms, root / "report", base_models)
 
 
-def render_compare(paradigms: list[Paradigm]) -> str:
-    """compare.md: the table of fitted ceilings and the ranking."""
+def render_compare(paradigms: list[Paradigm], base_models: dict[int, str] | None = None) -> str:
+    """compare.md: the base model(s), the table of fitted ceilings and the ranking."""
     seeds = paradigms[0].seeds
     over = f"means over {seeds} seeds, ceilings combined across seeds with 95% intervals" if seeds > 1 else "one seed"
+    models = render_base_models(base_models or {})
     lines = ["# Paradigm comparison", "",
              "Accuracy (%) on the held-out set against cumulative training FLOPs from the base model; each "
-             f"ceiling is fitted from the paradigm's own start (SFT-then-RL: its switch checkpoint); {over}.", "",
+             f"ceiling is fitted from the paradigm's own start (SFT-then-RL: its switch checkpoint); {over}.",
+             *(["", models] if models else []), "",
              "| paradigm | steps | EFLOPs | start | best | final | fitted ceiling [95% CI] | note |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for p in paradigms:
@@ -178,7 +189,7 @@ def render_compare(paradigms: list[Paradigm]) -> str:
     return "\n".join(lines)
 
 
-def write_compare(paradigms: list[Paradigm], out_dir: Path) -> Path:
+def write_compare(paradigms: list[Paradigm], out_dir: Path, base_models: dict[int, str] | None = None) -> Path:
     """compare.md, compare.png, compare.csv and compare.json in out_dir; returns compare.md."""
     import csv
     import io
@@ -198,4 +209,4 @@ def write_compare(paradigms: list[Paradigm], out_dir: Path) -> Path:
     curves = {p.method: {"eflops": p.x.tolist(), "accuracy": p.y.tolist(), "steps": p.steps.tolist(),
                          "fit": None if p.fit is None else p.fit.to_dict()} for p in paradigms}
     atomic_write(out_dir / "compare.json", json.dumps({"table": rows, "curves": curves}, indent=1))
-    return atomic_write(out_dir / "compare.md", render_compare(paradigms))
+    return atomic_write(out_dir / "compare.md", render_compare(paradigms, base_models))

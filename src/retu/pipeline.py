@@ -17,8 +17,10 @@ stages within each step, run side by side (`retu.stage_pool`); a seed's RL waits
 
 A seed S sets the stages' `seed` (data order, rollout sampling) and `data.seed` (the task's train,
 validation and evaluation splits); every seed starts from the same base model, as the paper's
-replications share one base model (`model.seed` in sft_overrides and rl_overrides changes it).
-The report combines the seeds.
+replications share one base model (`model.seed` in sft_overrides and rl_overrides changes it). With
+`vary_base_model: true` the seed also sets `model.seed`, so each replication builds its own `base:`
+model and the seeds sample the base model's variance too. The report combines the seeds and names
+their base models.
 
 With no config it runs the embedded default (retu.stages): the arithmetic task and the tiny
 pretrained base model, sized to finish in about ten minutes on a laptop CPU.
@@ -44,8 +46,8 @@ from retu.metrics import run_end_status
 from retu.phases import PHASES, PhaseResult
 from retu.report.study import BASE, seed_dir
 from retu.stage_pool import Stage, check_workers, run_stages
-from retu.stages import (DEFAULT_RL, DEFAULT_SFT, check_seeds, check_shared, method_config, pick_steps, seed_overrides,
-                         sft_phases, stage_config)
+from retu.stages import (DEFAULT_RL, DEFAULT_SFT, check_seeds, check_shared, check_vary_base_model, method_config,
+                         pick_steps, seed_overrides, sft_phases, stage_config)
 
 RESERVED = ("rl", "paradigms")  # subdirectories of a seed that are not datasets
 
@@ -75,6 +77,10 @@ class PipelineCfg:
                                                          "of the best branch finished before it; rerun with false "
                                                          "to finish the pruned branches"})
     seeds: tuple = field(default=(0,), metadata={"help": "seeds, each a full replication in <run_dir>/seed-<s>"})
+    vary_base_model: bool = field(default=False, metadata={"help": "each seed also builds its own base model "
+                                                                   "(model.seed = seed; tiny:/base: models), so the "
+                                                                   "replications sample the base model too; false: "
+                                                                   "one base model for every seed, as in the paper"})
     paradigms: tuple = field(default=(), metadata={"help": "synchronized SFT-RL methods run from the base model "
                                                            "on the RL config (e.g. [luffy, srft, upt])"})
     paradigm_overrides: dict = field(default_factory=dict, metadata={"help": "per paradigm, key=value overrides "
@@ -106,6 +112,9 @@ class PipelineCfg:
             raise RetuInputError(f"pipeline: dataset names must be unique and not {', '.join(RESERVED)}, {BASE} or "
                                  f"seed-*, got {bad[0] if bad else names}")
         check_seeds("pipeline", self.seeds)
+        check_vary_base_model("pipeline", self.vary_base_model, [
+            *self.sft_overrides, *self.rl_overrides, *(o for ds in self.datasets for o in ds.get("overrides", ())),
+            *(o for os_ in self.paradigm_overrides.values() for o in os_)])
         unknown = [m for m in (*self.paradigms, *self.paradigm_overrides) if m not in ALGORITHMS]
         if unknown:
             raise RetuInputError(f"pipeline: unknown paradigm '{unknown[0]}'; valid: {', '.join(ALGORITHMS)}")
@@ -137,21 +146,23 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] = 
 
 def sft_config(pcfg: PipelineCfg, dataset: dict, seed: int = 0) -> RunCfg:
     """The SFT run of one dataset: run dir <root>/seed-<s>/<dataset name> (its name becomes the scene)."""
-    overrides = [*pcfg.sft_overrides, *dataset.get("overrides", []), *seed_overrides(seed),
+    overrides = [*pcfg.sft_overrides, *dataset.get("overrides", []),
+                 *seed_overrides(seed, pcfg.vary_base_model),
                  f"log.run_dir={seed_dir(Path(pcfg.run_dir), seed) / dataset['name']}"]
     return stage_config(pcfg.sft_config, DEFAULT_SFT, overrides)
 
 
 def rl_config(pcfg: PipelineCfg, model: str, name: str, seed: int = 0) -> RunCfg:
     """One RL branch from `model` (base model or SFT checkpoint) in <root>/seed-<s>/rl/<name>."""
-    overrides = [*pcfg.rl_overrides, *seed_overrides(seed), f"model.name_or_path={model}",
+    overrides = [*pcfg.rl_overrides, *seed_overrides(seed, pcfg.vary_base_model), f"model.name_or_path={model}",
                  f"log.run_dir={seed_dir(Path(pcfg.run_dir), seed) / 'rl' / name}"]
     return stage_config(pcfg.rl_config, DEFAULT_RL, overrides)
 
 
 def paradigm_config(pcfg: PipelineCfg, method: str, model: str, seed: int = 0) -> RunCfg:
     """A synchronized method from the base model in <root>/seed-<s>/paradigms/<method>."""
-    return method_config(pcfg.rl_config, [*pcfg.rl_overrides, *seed_overrides(seed)], method,
+    overrides = [*pcfg.rl_overrides, *seed_overrides(seed, pcfg.vary_base_model)]
+    return method_config(pcfg.rl_config, overrides, method,
                          [*pcfg.paradigm_overrides.get(method, []), f"model.name_or_path={model}",
                           f"log.run_dir={seed_dir(Path(pcfg.run_dir), seed) / 'paradigms' / method}"])
 

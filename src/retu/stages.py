@@ -61,10 +61,21 @@ def method_config(path: str | None, overrides: list[str], algo: str, extra: list
     return stage_config(path, DEFAULT_RL, [*overrides, f"loss.algo={algo}", *own, *extra])
 
 
-def seed_overrides(seed: int) -> list[str]:
+def seed_overrides(seed: int, vary_base_model: bool = False) -> list[str]:
     """What a seed changes in every stage: training (data order and sampling) and the task's splits.
-    The base model stays the same, as the paper's one base model."""
-    return [f"seed={seed}", f"data.seed={seed}"]
+    The base model stays the same, as the paper's one base model, unless `vary_base_model`: then the
+    seed also builds it (`model.seed`: the init and pretraining corpus of a `tiny:` or `base:` model)."""
+    return [f"seed={seed}", f"data.seed={seed}", *([f"model.seed={seed}"] if vary_base_model else [])]
+
+
+def check_vary_base_model(what: str, vary_base_model, overrides: list[str]) -> None:
+    """Raise RetuInputError unless `vary_base_model` is a bool that no `model.seed=` in `overrides` contradicts."""
+    if not isinstance(vary_base_model, bool):
+        raise RetuInputError(f"{what}: vary_base_model must be true or false, got {vary_base_model!r}")
+    fixed = [o for o in overrides if str(o).replace(" ", "").startswith("model.seed=")]
+    if vary_base_model and fixed:
+        raise RetuInputError(f"{what}: vary_base_model sets model.seed to each seed, so the override "
+                             f"'{fixed[0]}' cannot apply; drop one of them")
 
 
 def check_seeds(what: str, seeds: tuple) -> None:

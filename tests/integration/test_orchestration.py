@@ -119,7 +119,8 @@ def test_pipeline_killed_mid_rl_resumes_to_the_same_report(tmp_path, whole_pipel
     report = (out / "report.md").read_text()
     assert report == (whole_pipeline / "report" / "report.md").read_text().replace(
         str(whole_pipeline), str(tmp_path / "killed"))
-    assert report.startswith("# retu report\n\n## Findings\n") and "| 0 |" in report and "| 4 |" in report
+    assert report.startswith("# retu report\n\nBase model: tiny:1m with model.seed 0.\n\n## Findings\n")
+    assert "| 0 |" in report and "| 4 |" in report
     saved = json.loads((out / "report.json").read_text())
     assert [f["id"] for f in saved["findings"]][:2] == ["F1", "F2"]
     f1 = saved["findings"][0]
@@ -168,21 +169,25 @@ def test_compare_runs_every_paradigm_on_one_axis_and_resumes(tmp_path):
 def test_compare_with_two_seeds_reports_the_mean_over_seeds(tmp_path):
     cfg = write_yaml(tmp_path / "compare.yaml", {
         "run_dir": str(tmp_path / "c"), "sft_overrides": SFT, "rl_overrides": RL, "methods": ["sft", "dapo_dc"],
-        "seeds": [0, 1], "workers": 2})
+        "seeds": [0, 1], "workers": 2, "vary_base_model": True})
     done = retu("compare", cfg)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[compare] seed 1: pure SFT: " in done.stdout
     runs = {s: {m: read_records(tmp_path / "c" / f"seed-{s}" / m / "metrics.jsonl") for m in ("sft", "dapo_dc")}
             for s in (0, 1)}
-    for s in (0, 1):  # each seed its own splits and sampling
-        config = next(r for r in runs[s]["sft"] if r["kind"] == "run_start")["config"]
-        assert (config["seed"], config["data"]["seed"]) == (s, s)
+    for s in (0, 1):  # each seed its own splits, sampling and (vary_base_model) base model
+        for m in ("sft", "dapo_dc"):
+            config = next(r for r in runs[s][m] if r["kind"] == "run_start")["config"]
+            assert (config["seed"], config["data"]["seed"], config["model"]["seed"]) == (s, s, s)
     saved = json.loads((tmp_path / "c" / "report" / "compare.json").read_text())
     assert [r["seeds"] for r in saved["table"]] == [2, 2]
     accuracy = {s: [r["metrics"]["eval/overall"] for r in runs[s]["sft"] if r["kind"] == "eval"
                     and "eval/overall" in r["metrics"]] for s in (0, 1)}
     assert saved["curves"]["sft"]["accuracy"] == pytest.approx([(a + b) / 2 for a, b in zip(accuracy[0], accuracy[1])])
-    assert "means over 2 seeds" in (tmp_path / "c" / "report" / "compare.md").read_text()
+    md = (tmp_path / "c" / "report" / "compare.md").read_text()
+    assert "means over 2 seeds" in md
+    assert ("Base models: one per seed (seed 0: tiny:1m with model.seed 0; seed 1: tiny:1m with model.seed 1), so "
+            "the replications also sample the base model.") in md.splitlines()
 
 
 def test_compare_bad_config_is_one_line(tmp_path):

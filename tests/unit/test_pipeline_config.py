@@ -31,6 +31,37 @@ def test_a_seed_sets_the_run_and_data_seeds_in_its_own_directory(tmp_path):
     assert sorted(check_stages(p)) == [3, 4]
 
 
+def test_vary_base_model_gives_each_seed_its_own_base_model(tmp_path):
+    from retu.compare import load_compare_config, rl_run_config, sft_run_config
+    from retu.pipeline import check_stages, paradigm_config
+
+    p = load_pipeline_config(None, [f"run_dir={tmp_path}", "seeds=[3, 4]", "vary_base_model=true", "paradigms=[upt]"])
+    sft, rl = sft_config(p, p.datasets[0], seed=4), rl_config(p, "base:1m", "base", seed=3)
+    assert (sft.seed, sft.data.seed, sft.model.seed) == (4, 4, 4)
+    assert (rl.seed, rl.model.name_or_path, rl.model.seed) == (3, "base:1m", 3)
+    assert paradigm_config(p, "upt", "base:1m", seed=4).model.seed == 4
+    assert sorted(check_stages(p)) == [3, 4]
+    c = load_compare_config(None, [f"run_dir={tmp_path}", "vary_base_model=true"])
+    assert (sft_run_config(c, 7).model.seed, rl_run_config(c, "luffy", "base:1m", 7).model.seed) == (7, 7)
+    assert sft_run_config(load_compare_config(None, [f"run_dir={tmp_path}"]), 7).model.seed == 0
+
+
+@pytest.mark.parametrize("load, overrides, match", [
+    ("pipeline", ["vary_base_model=2"], "pipeline: vary_base_model must be true or false, got 2"),
+    ("pipeline", ["vary_base_model=true", "sft_overrides=[model.seed=5]"],
+     "pipeline: vary_base_model sets model.seed to each seed, so the override 'model.seed=5' cannot apply"),
+    ("pipeline", ["vary_base_model=true", "paradigms=[upt]", "paradigm_overrides={upt: [model.seed=2]}"],
+     "the override 'model.seed=2' cannot apply"),
+    ("compare", ["vary_base_model=true", "rl_overrides=[model.seed=1]"],
+     "compare: vary_base_model sets model.seed to each seed, so the override 'model.seed=1' cannot apply"),
+])
+def test_vary_base_model_refuses_a_fixed_model_seed(load, overrides, match):
+    from retu.compare import load_compare_config
+
+    with pytest.raises(RetuInputError, match=match):
+        (load_pipeline_config if load == "pipeline" else load_compare_config)(None, overrides)
+
+
 def test_stages_that_would_evaluate_differently_are_refused(tmp_path):
     from retu.pipeline import check_stages
 

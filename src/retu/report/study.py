@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from retu.config import config_value
 from retu.data.io import atomic_write
 from retu.errors import RetuInputError
+from retu.metrics import run_start
 from retu.report.build import Report, build_report, render_sections, write_figures
 from retu.report.evidence import seed_evidence
 from retu.report.findings import SeedEvidence, check_claims, check_each_seed, render_findings
@@ -64,12 +66,43 @@ class Study:
     findings: tuple
     paradigms: tuple[Paradigm, ...]
     seed_findings: dict = field(default_factory=dict)  # seed -> the claims on that seed alone (several seeds)
+    base_models: dict = field(default_factory=dict)  # seed -> its base model (`base_model_of`)
 
     def to_dict(self) -> dict:
-        return {"seeds": list(self.seeds), "findings": [f.to_dict() for f in self.findings],
+        return {"seeds": list(self.seeds), "base_models": {str(s): m for s, m in self.base_models.items()},
+                "findings": [f.to_dict() for f in self.findings],
                 "findings_per_seed": {str(s): [f.to_dict() for f in fs] for s, fs in self.seed_findings.items()},
                 "paradigms": [p.row() for p in self.paradigms],
                 "per_seed": {str(s): r.to_dict() for s, r in self.reports.items()}}
+
+
+def model_label(name: str, seed: int) -> str:
+    """A model as reports name it, with the seed of a built one: "base:1m with model.seed 0"."""
+    return f"{name} with model.seed {seed}" if str(name).startswith(("tiny:", "base:")) else str(name)
+
+
+def base_model_of(sft_dir: Path) -> str | None:
+    """The model an SFT run started from (its run_start record, `model_label`); None when it does not say."""
+    cfg = run_start(Path(sft_dir) / "metrics.jsonl").get("config") or {}
+    name = config_value(cfg, "model.name_or_path")
+    return None if name is None else model_label(name, config_value(cfg, "model.seed"))
+
+
+def render_base_models(base_models: dict[int, str | None]) -> str:
+    """The report's line on what the seeds started from: one base model for all, or one each ("" when
+    a seed's run does not say)."""
+    models = set(base_models.values())
+    if None in models:
+        return ""
+    if len(models) > 1:
+        each = "; ".join(f"seed {s}: {m}" for s, m in base_models.items())
+        return f"Base models: one per seed ({each}), so the replications also sample the base model."
+    if len(base_models) > 1:
+        model = models.pop()
+        hint = " (`vary_base_model: true` varies it too)" if " with model.seed " in model else ""
+        return (f"Base model: {model}, the same for all {len(base_models)} seeds: they vary the task's splits, "
+                f"the data order and the sampling, not the base model{hint}.")
+    return f"Base model: {models.pop()}." if models else ""
 
 
 def _paradigm_runs(root: Path, seed: int, layout: dict, evidence: SeedEvidence) -> dict[str, Path]:
@@ -86,10 +119,11 @@ def build_study(root: str | Path) -> Study:
     """Read every seed's runs, test the findings and average the paradigm curves over seeds."""
     root = Path(root)
     layout = read_layout(root)
-    reports, evidence, curves = {}, [], {}
+    reports, evidence, curves, base_models = {}, [], {}, {}
     for seed in layout["seeds"]:
         sd = seed_dir(root, seed)
         sft_dirs = [sd / name for name in layout["datasets"]]
+        base_models[seed] = base_model_of(sft_dirs[0])
         report = build_report([*sft_dirs, *([sd / "rl"] if (sd / "rl").exists() else [])])
         ev = seed_evidence(seed, sft_dirs, sd / "rl", report,
                            {m: sd / "paradigms" / m for m in layout.get("paradigms", [])
@@ -101,7 +135,7 @@ def build_study(root: str | Path) -> Study:
     n = len(layout["seeds"])
     paradigms = tuple(mean_over_seeds(c) for c in curves.values() if len(c) == n)
     return Study(tuple(layout["seeds"]), reports, tuple(evidence), tuple(check_claims(evidence)), paradigms,
-                 check_each_seed(evidence) if n > 1 else {})
+                 check_each_seed(evidence) if n > 1 else {}, base_models)
 
 
 def _point(p: Paradigm, i: int) -> str:
@@ -112,7 +146,9 @@ def _point(p: Paradigm, i: int) -> str:
 
 def render_study(study: Study, figures: dict[int, dict[str, str]], paradigm_figure: str | None) -> str:
     """report.md: Findings, the paradigm table and figure, then each seed's sections."""
-    lines = ["# retu report", "", render_findings(study.findings, len(study.seeds), study.seed_findings), ""]
+    models = render_base_models(study.base_models)
+    lines = ["# retu report", "", *([models, ""] if models else []),
+             render_findings(study.findings, len(study.seeds), study.seed_findings), ""]
     if study.paradigms:
         seeds = len(study.seeds)
         best = study.evidence[0].scenes[0].sft_best if study.evidence and study.evidence[0].scenes else None

@@ -28,10 +28,11 @@ def eval_metrics(p):
     return {"eval/overall": float(p), "eval/se": float(se(p)), "eval/n": N_EVAL}
 
 
-def write_sft(root, name, *, acc=SFT_ACC, n_train=1000, levels=(1, 2, 3, 4, 5)):
+def write_sft(root, name, *, acc=SFT_ACC, n_train=1000, levels=(1, 2, 3, 4, 5), model=None):
     log = JsonlLogger(root / name / "metrics.jsonl", run_id=name)
     log.log("run_start", step=0, config={"kind": "sft", "data": {"train": "arith", "arith_n_train": n_train,
-                                                                  "arith_train_steps": list(levels)}})
+                                                                  "arith_train_steps": list(levels)},
+                                         **({} if model is None else {"model": model})})
     for step, v, a in zip(SFT_STEPS, VAL, acc, strict=True):
         log.log("eval", step=step, flops=step * 1e15, metrics={"loss/val": v, **eval_metrics(a)})
 
@@ -47,9 +48,9 @@ def write_rl(path, *, scene, sft_step, p0, ceiling, seed=0):
         log.log("eval", step=5 * i, flops=1e17 + xi * 1e18, metrics=eval_metrics(yi))
 
 
-def write_seed(root, seed, *, switch_ceiling=75.0, adaptive_ceiling=40.0, base_ceiling=12.0, paradigms=()):
+def write_seed(root, seed, *, switch_ceiling=75.0, adaptive_ceiling=40.0, base_ceiling=12.0, paradigms=(), model=None):
     sd = root / f"seed-{seed}"
-    write_sft(sd, "arith")
+    write_sft(sd, "arith", model=model)
     write_rl(sd / "rl" / "base", scene="base", sft_step=0, p0=9.0, ceiling=base_ceiling, seed=seed)
     write_rl(sd / "rl" / "arith-step100", scene="arith", sft_step=100, p0=30.0, ceiling=adaptive_ceiling, seed=seed)
     write_rl(sd / "rl" / "arith-step200", scene="arith", sft_step=200, p0=45.0, ceiling=switch_ceiling, seed=seed)
@@ -173,6 +174,32 @@ def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
     per_seed = json.loads((tmp_path / "report" / "report.json").read_text())["findings_per_seed"]
     assert sorted(per_seed) == ["0", "1", "2"] and per_seed["1"][0]["id"] == "F1"
     assert (tmp_path / "report" / "fits-seed1.png").exists()
+
+
+@pytest.mark.parametrize("models, line", [
+    ([{"name_or_path": "base:1m", "seed": 0}] * 2,
+     "Base model: base:1m with model.seed 0, the same for all 2 seeds: they vary the task's splits, the data order "
+     "and the sampling, not the base model (`vary_base_model: true` varies it too)."),
+    ([{"name_or_path": "base:1m", "seed": 1}, {"name_or_path": "base:1m", "seed": 2}],
+     "Base models: one per seed (seed 0: base:1m with model.seed 1; seed 1: base:1m with model.seed 2), so the "
+     "replications also sample the base model."),
+    ([{"name_or_path": "/ckpt/qwen", "seed": 4}] * 2,
+     "Base model: /ckpt/qwen, the same for all 2 seeds: they vary the task's splits, the data order and the sampling, "
+     "not the base model."),
+    ([None, {"name_or_path": "base:1m", "seed": 0}], None),  # a run that does not say: no line
+])
+def test_the_report_names_the_base_model_of_each_seed(tmp_path, models, line):
+    write_layout(tmp_path, [0, 1], ["arith"], [])
+    for seed, model in enumerate(models):
+        write_seed(tmp_path, seed, model=model)
+    study = build_study(tmp_path)
+    md = write_study(study, tmp_path / "report").read_text().splitlines()
+    if line is None:
+        assert md[2] == "## Findings" and study.base_models[0] is None
+    else:
+        assert md[2].startswith(line) and md[4] == "## Findings"
+        saved = json.loads((tmp_path / "report" / "report.json").read_text())["base_models"]
+        assert sorted(saved) == ["0", "1"] and saved["1"] == study.base_models[1]
 
 
 def test_points_averaged_over_seeds_keep_their_intervals_on_the_accuracy_scale():
