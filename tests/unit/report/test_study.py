@@ -11,7 +11,7 @@ from retu.intervals import wilson_interval
 from retu.metrics import JsonlLogger
 from retu.report.findings import Finding, Untested
 from retu.report.paradigms import Paradigm, mean_over_seeds
-from retu.report.study import build_study, write_layout, write_study
+from retu.report.study import build_study, render_base_models, write_layout, write_study
 from retu.scaling.forms import sigmoid_power
 
 SFT_STEPS = [0, 100, 200, 300, 400, 500]
@@ -64,7 +64,7 @@ def by_id(study):
 
 def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
     write_layout(tmp_path, [0], ["arith"], [])
-    write_seed(tmp_path, 0)
+    write_seed(tmp_path, 0, model={"name_or_path": "base:1m", "seed": 3})
     study = build_study(tmp_path)
     (ev,) = study.evidence
     primary = ev.scenes[0]
@@ -78,7 +78,7 @@ def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
     assert isinstance(f["F4"], Untested) and isinstance(f["F8"], Untested)
 
     md = write_study(study, tmp_path / "report").read_text()
-    assert md.splitlines()[2] == "## Findings"
+    assert md.splitlines()[2:5] == ["Base model: base:1m with model.seed 3.", "", "## Findings"]
     assert "| F1 | SFT-then-RL beats pure SFT" in md and "## Paradigms on one compute axis" in md
     assert "Each seed alone" not in md  # one seed: its verdicts are the table's
     assert "| 200 | 0.2 | 45.0 [40.2, 49.9] |" in md  # P_sft with its interval in the decomposition table
@@ -88,6 +88,7 @@ def test_one_seed_holds_and_the_report_opens_with_findings(tmp_path):
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [x["id"] for x in data["findings"]] == ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
     assert data["findings"][0]["verdict"] == "holds" and "reason" in data["findings"][3]
+    assert data["base_models"] == {"0": "base:1m with model.seed 3"}
     assert {p["method"] for p in data["paradigms"]} == {"sft", "rl", "sft_then_rl"}
     for name in ("paradigms.png", "phases.png", "fits.png", "decomposition.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
@@ -177,29 +178,19 @@ def test_three_seeds_combine_and_paradigms_enter_f8(tmp_path):
 
 
 @pytest.mark.parametrize("models, line", [
-    ([{"name_or_path": "base:1m", "seed": 0}] * 2,
+    ({0: "base:1m with model.seed 0", 1: "base:1m with model.seed 0"},
      "Base model: base:1m with model.seed 0, the same for all 2 seeds: they vary the task's splits, the data order "
      "and the sampling, not the base model (`vary_base_model: true` varies it too)."),
-    ([{"name_or_path": "base:1m", "seed": 1}, {"name_or_path": "base:1m", "seed": 2}],
-     "Base models: one per seed (seed 0: base:1m with model.seed 1; seed 1: base:1m with model.seed 2), so the "
+    ({1: "base:1m with model.seed 1", 2: "base:1m with model.seed 2"},
+     "Base models: one per seed (seed 1: base:1m with model.seed 1; seed 2: base:1m with model.seed 2), so the "
      "replications also sample the base model."),
-    ([{"name_or_path": "/ckpt/qwen", "seed": 4}] * 2,
+    ({0: "/ckpt/qwen", 1: "/ckpt/qwen"},
      "Base model: /ckpt/qwen, the same for all 2 seeds: they vary the task's splits, the data order and the sampling, "
      "not the base model."),
-    ([None, {"name_or_path": "base:1m", "seed": 0}], None),  # a run that does not say: no line
+    ({0: None, 1: "base:1m with model.seed 0"}, ""),  # a run that does not say: no line
 ])
-def test_the_report_names_the_base_model_of_each_seed(tmp_path, models, line):
-    write_layout(tmp_path, [0, 1], ["arith"], [])
-    for seed, model in enumerate(models):
-        write_seed(tmp_path, seed, model=model)
-    study = build_study(tmp_path)
-    md = write_study(study, tmp_path / "report").read_text().splitlines()
-    if line is None:
-        assert md[2] == "## Findings" and study.base_models[0] is None
-    else:
-        assert md[2].startswith(line) and md[4] == "## Findings"
-        saved = json.loads((tmp_path / "report" / "report.json").read_text())["base_models"]
-        assert sorted(saved) == ["0", "1"] and saved["1"] == study.base_models[1]
+def test_the_base_models_line(models, line):
+    assert render_base_models(models) == line
 
 
 def test_points_averaged_over_seeds_keep_their_intervals_on_the_accuracy_scale():
