@@ -5,9 +5,8 @@ fitted by `retu.scaling.live.estimate_live_ceiling`, the recipe of `retu fit --u
 record carries `ceiling/A` (null while the data cannot pin it), `ceiling/lo` (null while the data set
 no lower bound) and `ceiling/hi`. A prior from finished sibling runs (`sibling_prior`: the branches of
 the same SFT run that finished before this one) lends the fit their curve shape, as `retu fit --upto
---prior` does. With rivals
-(the final intervals of those siblings), the run is hopeless once its interval lies wholly below the
-best rival's lower bound (`retu.scaling.live.find_hopeless`).
+--prior` does. With rivals (the final intervals of those siblings), the run is hopeless once its
+interval lies wholly below the best rival's lower bound (`retu.scaling.live.find_hopeless`).
 """
 
 from __future__ import annotations

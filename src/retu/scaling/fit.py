@@ -159,8 +159,8 @@ class CeilingFit:
     def ceiling_text(self) -> str:
         """The ceiling as people should read it: a number, or a bounded interval when unsaturated."""
         if self.open_below:
-            return f"not pinned (unsaturated; the whole search range {self.ceiling_bounds[0]:.1f}-" \
-                   f"{self.ceiling_bounds[1]:.1f} fits)"
+            lo, hi = self.ceiling_bounds
+            return f"not pinned (unsaturated; the whole search range {lo:.1f}-{hi:.1f} fits)"
         if not self.saturated:
             return f">={self.ceiling_bounds[0]:.1f} (unsaturated, <= {self.ceiling_bounds[1]:.1f})"
         flag = " (collapsed)" if self.collapsed else ""
