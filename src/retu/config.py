@@ -30,6 +30,17 @@ def _f(default, help: str, **kw):  # noqa: A002 - mirrors dataclasses.field's me
     return field(default=default, metadata={"help": help}, **kw)
 
 
+def built_model_name(name: str) -> tuple[str, str] | None:
+    """("tiny" or "base", size) for a `tiny:<size>` or `base:<size>` name (a model retu builds from
+    `model.seed`), else None.
+
+    >>> built_model_name("base:1m"), built_model_name("/ckpt/qwen")
+    (('base', '1m'), None)
+    """
+    kind, _, size = str(name).partition(":")
+    return (kind, size) if kind in ("tiny", "base") and size else None
+
+
 @dataclass(frozen=True)
 class ModelCfg:
     """Which model to train; see each field's help."""

@@ -53,6 +53,7 @@ from transformers import (
 )
 from transformers import __version__ as transformers_version
 
+from retu.config import built_model_name
 from retu.engine.pretrain_text import DOC_WEIGHTS, INSTRUCTION, sample_documents
 from retu.engine.tokenizer import IM_END_ID, PAD_ID, VOCAB, build_tokenizer
 from retu.errors import RetuInputError
@@ -317,16 +318,10 @@ def _packed_rows(tokenizer: PreTrainedTokenizerBase, rng: random.Random, n_rows:
 # Loading by name or path
 
 
-def _tiny_name(name: str) -> tuple[str, str] | None:
-    """("tiny" or "base", size) for a `tiny:<size>` or `base:<size>` name, else None."""
-    kind, _, size = name.partition(":")
-    return (kind, size) if kind in ("tiny", "base") and size else None
-
-
 def prepare_model(cfg) -> None:
     """Build the `base:` model of `cfg` (a `retu.config.ModelCfg`) into the cache now, so that stages
     started side by side do not each build it; other models load when their stage starts."""
-    tiny = _tiny_name(str(cfg.name_or_path))
+    tiny = built_model_name(str(cfg.name_or_path))
     if tiny and tiny[0] == "base":
         base_model(tiny[1], cfg.seed)
 
@@ -356,7 +351,7 @@ def load_model(
             be loaded.
     """
     name = str(name_or_path)
-    if tiny := _tiny_name(name):
+    if tiny := built_model_name(name):
         kind, size = tiny
         model, tokenizer = build_tiny_model(size, seed) if kind == "tiny" else base_model(size, seed)
         model.name_or_path = name  # what a LoRA adapter records as its base (load_adapter reloads it)

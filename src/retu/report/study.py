@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retu.config import config_value
+from retu.config import built_model_name, config_value
 from retu.data.io import atomic_write
 from retu.errors import RetuInputError
 from retu.metrics import run_start
@@ -78,7 +78,7 @@ class Study:
 
 def model_label(name: str, seed: int) -> str:
     """A model as reports name it, with the seed of a built one: "base:1m with model.seed 0"."""
-    return f"{name} with model.seed {seed}" if str(name).startswith(("tiny:", "base:")) else str(name)
+    return f"{name} with model.seed {seed}" if built_model_name(name) else str(name)
 
 
 def base_model_of(sft_dir: Path) -> str | None:
